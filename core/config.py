@@ -1,0 +1,102 @@
+"""One frozen configuration, read once from the environment.
+
+Each field's environment variable is its name in upper case (`asr_model` <- `ASR_MODEL`). Values are parsed by
+the field's type; a bad value is an `InputError` naming the variable, raised at start-up rather than mid-job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+from .errors import InputError
+
+BACKENDS = ("auto", "vllm", "transformers", "runpod")
+
+
+@dataclass(frozen=True)
+class Config:
+    # Models: hub ids or local directories in the official Qwen layout. An empty ALIGNER_MODEL disables alignment.
+    asr_model: str = "Qwen/Qwen3-ASR-0.6B"
+    aligner_model: str = "Qwen/Qwen3-ForcedAligner-0.6B"
+    asr_backend: str = "auto"  # auto = vllm when CUDA and vLLM are present, else transformers
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU
+
+    # Chunking: cut at silences near chunk_target_s, never past chunk_max_s (the aligner takes at most 180 s).
+    chunk_target_s: float = 30.0
+    chunk_max_s: float = 60.0
+    # Generation cap per chunk, scaled by its length, so a long chunk is never silently truncated.
+    max_tokens_per_second: float = 12.0
+    asr_batch_size: int = 8  # transformers backend; vLLM schedules the whole job at once
+    align_batch_size: int = 8
+
+    # vLLM: one process holds both models; the split of GPU memory between them.
+    vllm_gpu_memory_utilization: float = 0.5
+    vllm_max_model_len: int = 8192
+    vllm_enforce_eager: bool = False
+
+    # Input limits (see README, "Security and limits").
+    max_download_bytes: int = 2 * 1024**3
+    download_timeout_s: float = 600.0
+    connect_timeout_s: float = 15.0
+    max_duration_s: float = 4 * 3600.0
+    allow_private_urls: bool = False  # tests and local use only: lets URLs reach loopback/private addresses
+
+    # Web app.
+    app_mode: str = "webui"  # webui | runpod
+    port: int = 7860
+    app_concurrency: int = 1
+    app_queue_size: int = 16
+    max_upload_mb: int = 1024
+
+    # RunPod: the worker's concurrency and the remote backend's endpoint (ASR_BACKEND=runpod).
+    runpod_concurrency: int = 1
+    runpod_endpoint_url: str = ""
+    runpod_api_key: str = field(default="", repr=False)
+    runpod_timeout_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.asr_backend not in BACKENDS:
+            raise InputError(f"ASR_BACKEND must be one of {', '.join(BACKENDS)}, not {self.asr_backend!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"DEVICE must be auto, cpu or cuda, not {self.device!r}")
+        if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= 180.0:
+            raise InputError("need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= 180 (the aligner's limit)")
+
+
+def _parse(name: str, kind: type, raw: str):
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise InputError(f"environment variable {name.upper()} must be a {kind.__name__}, not {raw!r}") from None
+
+
+def config_from_env(env: Mapping[str, str] | None = None, **overrides) -> Config:
+    """Build a Config from `env` (default: os.environ); `overrides` win over both env and defaults."""
+    env = os.environ if env is None else env
+    values = {}
+    for f in dataclasses.fields(Config):
+        key = f.name.upper()
+        if key in env:
+            kind = type(f.default)
+            values[f.name] = _parse(f.name, kind, env[key])
+    if "port" not in values and "GRADIO_SERVER_PORT" in env:
+        values["port"] = _parse("GRADIO_SERVER_PORT", int, env["GRADIO_SERVER_PORT"])
+    values.update(overrides)
+    return Config(**values)
+
+
+@lru_cache(maxsize=1)
+def get_config() -> Config:
+    """The process-wide configuration, read from the environment once."""
+    return config_from_env()

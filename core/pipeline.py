@@ -1,0 +1,147 @@
+"""The whole job: source -> audio -> chunks -> ASR -> alignment -> merged transcript.
+
+`Pipeline` owns the loaded models (created once per process) and nothing else; every call takes its input and
+options and returns a `Transcript`. Front ends (CLI, web app, RunPod worker) are thin adapters over this.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+from . import audio as audio_mod
+from .chunking import plan_chunks, speech_flags
+from .config import Config, get_config
+from .errors import TooLargeError
+from .languages import ALIGNER_LANGUAGES
+from .merge import build_transcript
+from .sources import open_source
+from .types import (SAMPLE_RATE, AlignRequest, AsrRequest, ChunkText, Progress, Transcript, TranscribeOptions,
+                    no_progress)
+
+log = logging.getLogger("core")
+
+
+class _Timer:
+    """Collects per-stage wall times into a dict (reported as Transcript.timings)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+class Pipeline:
+    """Loads the ASR backend and the aligner once; `transcribe` is safe to call for job after job."""
+
+    def __init__(self, config: Config | None = None, *, asr=None, aligner=None) -> None:
+        from .align import load_aligner
+        from .asr import load_asr_backend
+
+        self.config = config or get_config()
+        self.asr = asr if asr is not None else load_asr_backend(self.config)
+        self.aligner = aligner if aligner is not None else load_aligner(self.config)
+
+    def describe(self) -> str:
+        """One line for the UI: which models run where."""
+        aligner = self.aligner.describe() if self.aligner else "no aligner"
+        return f"{self.asr.describe()}; {aligner}"
+
+    def transcribe(self, source, options: TranscribeOptions | None = None, progress: Progress | None = None, *,
+                   filename: str | None = None, allow_local: bool = True) -> Transcript:
+        """Transcribe a path, URL, page URL or raw bytes. Temporary files are gone when this returns or raises."""
+        progress = progress or no_progress
+        timer = _Timer()
+        t0 = time.perf_counter()
+        with open_source(source, config=self.config, filename=filename, progress=progress,
+                         allow_local=allow_local) as path:
+            timer.timings["fetch"] = round(time.perf_counter() - t0, 4)
+            with timer.stage("decode"):
+                progress("decode", 0, 1)
+                samples = audio_mod.decode_audio(path, max_duration_s=self.config.max_duration_s)
+                progress("decode", 1, 1)
+        return self.transcribe_audio(samples, options, progress, _timer=timer)
+
+    def transcribe_audio(self, samples, options: TranscribeOptions | None = None, progress: Progress | None = None,
+                         *, _timer: _Timer | None = None) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples already in memory."""
+        options = options or TranscribeOptions()
+        progress = progress or no_progress
+        timer = _timer or _Timer()
+        cfg = self.config
+        duration = len(samples) / SAMPLE_RATE
+        if duration > cfg.max_duration_s:
+            raise TooLargeError(f"audio is {duration / 60:.0f} min long; the limit is {cfg.max_duration_s / 60:.0f} min")
+        warnings: list[str] = []
+
+        with timer.stage("chunk"):
+            target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
+            chunks = plan_chunks(samples, target_s=target, max_s=max(target, cfg.chunk_max_s))
+            voiced = speech_flags(samples, chunks)
+            progress("chunk", 1, 1)
+        spoken = [c for c, v in zip(chunks, voiced) if v]
+
+        with timer.stage("transcribe"):
+            reqs = [AsrRequest(samples[c.start:c.end], options.language, options.context) for c in spoken]
+            results = self.asr.transcribe(reqs, progress=progress) if reqs else []
+        texts: list[ChunkText | None] = [None] * len(chunks)
+        for c, r in zip(spoken, results):
+            texts[c.index] = r
+        if any(r.truncated for r in results):
+            warnings.append("some chunks hit the generation limit or a repetition loop; their text was cut")
+
+        words = [None] * len(chunks)
+        if options.word_timestamps:
+            with timer.stage("align"):
+                words = self._align(samples, chunks, texts, warnings, progress)
+
+        with timer.stage("merge"):
+            transcript = build_transcript(chunks, texts, words, duration, language=options.language)
+            progress("merge", 1, 1)
+        transcript.warnings = warnings + transcript.warnings
+        if not transcript.text.strip():
+            transcript.warnings.append("no speech detected")
+        transcript.timings = dict(timer.timings)
+        return transcript
+
+    def _align(self, samples, chunks, texts, warnings, progress):
+        words = [None] * len(chunks)
+        if self.aligner is None:
+            warnings.append("word timestamps are off: no aligner is configured (ALIGNER_MODEL is empty)")
+            return words
+        todo = [(c, t) for c, t in zip(chunks, texts) if t is not None and t.text.strip()]
+        skipped = sorted({t.language for _, t in todo if t.language not in ALIGNER_LANGUAGES})
+        if skipped:
+            warnings.append(f"no word timestamps for {', '.join(skipped)}: the aligner covers "
+                            f"{', '.join(sorted(ALIGNER_LANGUAGES))}")
+        todo = [(c, t) for c, t in todo if t.language in ALIGNER_LANGUAGES]
+        reqs = [AlignRequest(samples[c.start:c.end], t.text, t.language) for c, t in todo]
+        results = self.aligner.align(reqs, progress=progress) if reqs else []
+        failed = 0
+        for (c, _), r in zip(todo, results):
+            if r is None:
+                failed += 1
+            words[c.index] = r
+        if failed:
+            warnings.append(f"alignment failed on {failed} chunk(s); those have segment-level times only")
+        return words
+
+
+def make_pipeline(config: Config | None = None):
+    """The pipeline the configuration asks for: local models, or a RunPod endpoint (ASR_BACKEND=runpod)."""
+    config = config or get_config()
+    if config.asr_backend == "runpod":
+        from .remote import RemotePipeline
+
+        return RemotePipeline(config)
+    return Pipeline(config)
+
+
+__all__ = ["Pipeline", "make_pipeline", "replace"]

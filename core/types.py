@@ -1,0 +1,99 @@
+"""Plain data that flows one way through the pipeline: chunks in, words and segments out.
+
+Times are seconds from the start of the original audio, except where a field says otherwise.
+Every result type serialises with `dataclasses.asdict`; nothing copies fields by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    language: str
+    duration: float
+    text: str
+    segments: list[Segment] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice of the decoded audio, in samples at SAMPLE_RATE; chunks tile the audio exactly."""
+
+    index: int
+    start: int
+    end: int
+
+    @property
+    def offset(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start) / SAMPLE_RATE
+
+
+@dataclass
+class ChunkText:
+    """What the ASR backend returns for one chunk: its language (a name from core.languages) and text."""
+
+    language: str
+    text: str
+    truncated: bool = False  # generation hit the token cap or a repetition loop was cut
+
+
+@dataclass(frozen=True)
+class AsrRequest:
+    """One chunk for an ASR backend: the audio plus what the model is told."""
+
+    audio: "object"  # numpy float32 mono at SAMPLE_RATE (typed loosely to keep numpy out of this module)
+    language: str | None = None  # a name from core.languages.LANGUAGES, or None for detection
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class AlignRequest:
+    """One chunk for the aligner: audio, the text the ASR produced and its language."""
+
+    audio: "object"
+    text: str
+    language: str
+
+
+# progress(stage, done, total): stages are "download", "decode", "chunk", "transcribe", "align", "merge", "write".
+# `total` is None when unknown (a download without Content-Length). Callbacks must be cheap and must not raise.
+Progress = Callable[[str, float, "float | None"], None]
+
+
+def no_progress(stage: str, done: float, total: float | None) -> None:
+    """The default progress callback: ignore."""
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Per-job choices; `language` is a name from core.languages (None = detect). Build with `make_options`."""
+
+    language: str | None = None
+    context: str = ""
+    word_timestamps: bool = True
+    chunk_seconds: float | None = None  # target chunk length; None = the configured default

@@ -55,8 +55,11 @@ class Pipeline:
         return f"{self.asr.describe()}; {aligner}"
 
     def transcribe(self, source, options: TranscribeOptions | None = None, progress: Progress | None = None, *,
-                   filename: str | None = None, allow_local: bool = True) -> Transcript:
-        """Transcribe a path, URL, page URL or raw bytes. Temporary files are gone when this returns or raises."""
+                   filename: str | None = None, allow_local: bool = True, on_audio=None) -> Transcript:
+        """Transcribe a path, URL, page URL or raw bytes. Temporary files are gone when this returns or raises.
+
+        `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it).
+        """
         progress = progress or no_progress
         timer = _Timer()
         t0 = time.perf_counter()
@@ -67,6 +70,8 @@ class Pipeline:
                 progress("decode", 0, 1)
                 samples = audio_mod.decode_audio(path, max_duration_s=self.config.max_duration_s)
                 progress("decode", 1, 1)
+        if on_audio is not None:
+            on_audio(samples)
         return self.transcribe_audio(samples, options, progress, _timer=timer)
 
     def transcribe_audio(self, samples, options: TranscribeOptions | None = None, progress: Progress | None = None,

@@ -1,0 +1,5 @@
+"""Shared pytest setup: a hypothesis profile for a 2-core CI machine and the tiny-model fixtures."""
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=60)
+settings.load_profile("ci")

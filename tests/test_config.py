@@ -1,0 +1,57 @@
+import dataclasses
+
+import pytest
+
+from core.config import Config, config_from_env
+from core.errors import InputError
+
+
+def test_defaults_are_the_official_models():
+    cfg = config_from_env({})
+    assert cfg.asr_model == "Qwen/Qwen3-ASR-0.6B"
+    assert cfg.aligner_model == "Qwen/Qwen3-ForcedAligner-0.6B"
+    assert cfg.chunk_max_s <= 180  # the aligner's per-call limit
+
+
+def test_environment_overrides_by_upper_case_name():
+    cfg = config_from_env({"ASR_MODEL": "Qwen/Qwen3-ASR-1.7B", "ALIGNER_MODEL": "", "CHUNK_TARGET_S": "20",
+                           "ALLOW_PRIVATE_URLS": "true", "APP_CONCURRENCY": "3"})
+    assert cfg.asr_model == "Qwen/Qwen3-ASR-1.7B"
+    assert cfg.aligner_model == ""
+    assert cfg.chunk_target_s == 20.0
+    assert cfg.allow_private_urls is True
+    assert cfg.app_concurrency == 3
+
+
+def test_gradio_server_port_is_respected_and_port_wins():
+    assert config_from_env({"GRADIO_SERVER_PORT": "9000"}).port == 9000
+    assert config_from_env({"GRADIO_SERVER_PORT": "9000", "PORT": "8000"}).port == 8000
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"CHUNK_TARGET_S": "abc"}, "CHUNK_TARGET_S"),
+    ({"ALLOW_PRIVATE_URLS": "maybe"}, "ALLOW_PRIVATE_URLS"),
+    ({"ASR_BACKEND": "tensorrt"}, "ASR_BACKEND"),
+    ({"CHUNK_MAX_S": "400"}, "180"),
+    ({"CHUNK_TARGET_S": "90", "CHUNK_MAX_S": "60"}, "CHUNK_TARGET_S"),
+])
+def test_bad_values_name_the_variable(env, needle):
+    with pytest.raises(InputError, match=needle):
+        config_from_env(env)
+
+
+def test_config_is_frozen_and_hides_the_api_key():
+    cfg = config_from_env({"RUNPOD_API_KEY": "rp_secret_value"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.asr_model = "x"  # type: ignore[misc]
+    assert "rp_secret_value" not in repr(cfg)
+    assert cfg.runpod_api_key == "rp_secret_value"
+
+
+def test_every_field_is_settable_from_the_environment():
+    # A field whose type the parser cannot build from a string would be unreachable from the environment.
+    for f in dataclasses.fields(Config):
+        raw = {bool: "1", int: "7", float: "7.5", str: "x"}[type(f.default)]
+        if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s"):
+            continue
+        assert getattr(config_from_env({f.name.upper(): raw}), f.name) == type(f.default)(raw) or raw == "1"

@@ -1,0 +1,342 @@
+"""RunPod backend mode: the same `transcribe` as `Pipeline`, done by a RunPod endpoint running this project's worker.
+
+No model is loaded and no GPU package imported here, so a free CPU machine (a Hugging Face Space) can drive
+serverless GPUs. A job goes through RunPod's documented queue API: POST `/run`, GET `/status/<id>` polled with
+backoff (the worker's `progress_update` messages arrive as the `output` of an IN_PROGRESS status), POST
+`/cancel/<id>` when the caller gives up. A URL is passed through for the worker to fetch; anything else is decoded
+here and sent as a small mono Opus file in `audio_base64`.
+
+The API key is only ever an HTTP header: it is not logged, not put in any message, and `Config`'s repr hides it.
+Messages name the endpoint by the last characters of its id, never by host.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from .config import Config, get_config
+from .errors import CoreError, InputError, TooLargeError
+from .jobs import RUN_PAYLOAD_LIMIT, JobInput, parse_job_input, transcript_from_output
+from .types import SAMPLE_RATE, Progress, TranscribeOptions, Transcript, no_progress
+
+log = logging.getLogger("core.remote")
+
+PRODUCTION_API = "https://api.runpod.ai/v2/"
+POLL_FIRST_S = 0.5  # first wait between status polls; grows by POLL_GROWTH up to POLL_MAX_S
+POLL_GROWTH = 1.5
+POLL_MAX_S = 5.0
+MAX_POLL_FAILURES = 6  # consecutive failed polls (network blips, 429, 5xx) before giving up on a running job
+READ_TIMEOUT_S = 60.0  # for /run, /status and /cancel answers (a documented-API status answer is immediate)
+FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+SPEECH_CODEC = "opus"
+SPEECH_SUFFIX = ".ogg"
+
+
+class RemoteJobError(CoreError):
+    """The endpoint could not be reached or refused us, or the job failed or timed out there."""
+
+
+class JobCancelled(CoreError):
+    """The job was cancelled: by the caller (cancel event, interrupt) or on the endpoint itself."""
+
+
+_PROGRESS_TEXT = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?)?\s*$")
+
+
+def parse_progress(value) -> tuple[str, float, float | None] | None:
+    """The worker's progress message as (stage, done, total): "transcribe 3/12", "decode", or a dict with those keys.
+
+    Anything else is None (ignored): progress is a courtesy and never fails a job.
+    """
+    if isinstance(value, dict) and isinstance(value.get("stage"), str):
+        done, total = value.get("done", 0), value.get("total")
+        if isinstance(done, (int, float)) and (total is None or isinstance(total, (int, float))):
+            return value["stage"], float(done), None if total is None else float(total)
+        return None
+    if not isinstance(value, str):
+        return None
+    m = _PROGRESS_TEXT.match(value)
+    if not m:
+        return None
+    stage, done, total = m.groups()
+    return stage.lower(), float(done or 0), None if total is None else float(total)
+
+
+def endpoint_base(value: str) -> str:
+    """RUNPOD_ENDPOINT_URL as a base URL: a full URL as given, or a bare endpoint id on RunPod's production API."""
+    value = value.strip().rstrip("/")
+    if not value:
+        raise InputError("ASR_BACKEND=runpod needs RUNPOD_ENDPOINT_URL, e.g. https://api.runpod.ai/v2/<endpoint id>")
+    if re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        return PRODUCTION_API + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError("RUNPOD_ENDPOINT_URL must be an http(s) URL such as https://api.runpod.ai/v2/<endpoint id>, "
+                         "or the bare endpoint id")
+    if parts.query or parts.fragment:
+        raise InputError("RUNPOD_ENDPOINT_URL must be the endpoint's base URL, without ?query or #fragment")
+    return value
+
+
+def _worker_error_text(error) -> str:
+    """The worker's error for the user: its own message, or the first line of an exception the SDK reported."""
+    if isinstance(error, str):
+        try:
+            parsed = json.loads(error)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            error = parsed
+    if isinstance(error, dict):  # the SDK's report of an uncaught exception: keep the message, drop the traceback
+        message = str(error.get("error_message") or error.get("error") or "").strip()
+        return "the worker crashed: " + (message.splitlines()[0][:300] if message else "no message")
+    text = str(error or "").strip()
+    return text[:500] if text else "no error message"
+
+
+class RemotePipeline:
+    """`Pipeline`'s surface over a RunPod endpoint; safe to share between threads (one HTTP session per job)."""
+
+    def __init__(self, config: Config | None = None, *, payload_limit: int = RUN_PAYLOAD_LIMIT) -> None:
+        self.config = config or get_config()
+        self.base_url = endpoint_base(self.config.runpod_endpoint_url)
+        self.payload_limit = payload_limit
+        parts = urlsplit(self.base_url)
+        ident = parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc
+        self.name = f"RunPod endpoint …{ident[-4:]}"
+        if not self.config.runpod_api_key:
+            log.warning("RUNPOD_API_KEY is empty: only a local test API will accept these requests")
+
+    def describe(self) -> str:
+        """One line for the UI: where transcription runs."""
+        return self.name
+
+    def transcribe(self, source, options: TranscribeOptions | None = None, progress: Progress | None = None, *,
+                   filename: str | None = None, allow_local: bool = True, on_audio=None,
+                   cancel: threading.Event | None = None) -> Transcript:
+        """Run one job on the endpoint and return its transcript.
+
+        `cancel`, when set, stops the job (the endpoint gets /cancel). Any exception while waiting (Ctrl-C, a
+        progress callback that raises because its page went away) also cancels the job before propagating.
+        """
+        options = options or TranscribeOptions()
+        progress = progress or no_progress
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        job, duration = self._job_input(source, options, progress, filename, allow_local, on_audio)
+        body = json.dumps({"input": job.to_payload()}).encode()
+        timings["prepare"] = round(time.perf_counter() - t0, 4)
+        if len(body) > self.payload_limit:
+            raise self._too_large(len(body), len(job.audio_base64 or ""), duration)
+
+        t1 = time.perf_counter()
+        with requests.Session() as session:
+            if self.config.runpod_api_key:
+                session.headers["Authorization"] = f"Bearer {self.config.runpod_api_key}"
+            job_id = self._submit(session, body, progress)
+            output = self._wait(session, job_id, progress, cancel, deadline=t1 + self.config.runpod_timeout_s)
+        try:
+            transcript = transcript_from_output(output)
+        except (InputError, TypeError, KeyError, ValueError):
+            raise RemoteJobError(f"{self.name} returned something that is not a transcript; is it running this "
+                                 "project's worker image?") from None
+        timings["endpoint"] = round(time.perf_counter() - t1, 4)
+        transcript.timings = {**timings, **{f"worker_{k}": v for k, v in transcript.timings.items()}}
+        return transcript
+
+
+    # -- the job's input -------------------------------------------------------------------------------------------
+
+    def _job_input(self, source, options, progress, filename, allow_local, on_audio) -> tuple[JobInput, float | None]:
+        """A URL passes through for the worker to fetch; anything else becomes a small speech file sent inline."""
+        common = dict(language=options.language, word_timestamps=options.word_timestamps, context=options.context,
+                      chunk_seconds=options.chunk_seconds)
+        if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
+            job, duration = JobInput(audio_url=source.strip(), **common), None
+        else:
+            samples = self._decode(source, filename, allow_local, progress)
+            if on_audio is not None:
+                on_audio(samples)
+            job = JobInput(audio_base64=self._encode(samples), filename="speech" + SPEECH_SUFFIX, **common)
+            duration = len(samples) / SAMPLE_RATE
+        parse_job_input(job.to_payload())  # the worker's own validation, here, before anything is sent
+        return job, duration
+
+    def _decode(self, source, filename, allow_local, progress):
+        from . import audio
+        from .sources import open_source
+
+        with open_source(source, config=self.config, filename=filename, progress=progress,
+                         allow_local=allow_local) as path:
+            progress("decode", 0, 1)
+            samples = audio.decode_audio(path, max_duration_s=self.config.max_duration_s)
+            progress("decode", 1, 1)
+        return samples
+
+    @staticmethod
+    def _encode(samples) -> str:
+        """16 kHz mono Opus, base64: about a tenth of the size of the WAV, and speech recognition does not notice."""
+        from .encode import encode_speech
+
+        with tempfile.TemporaryDirectory(prefix="asr-remote-") as tmp:
+            path = Path(tmp) / ("speech" + SPEECH_SUFFIX)
+            written = encode_speech(samples, path, codec=SPEECH_CODEC)
+            data = Path(written or path).read_bytes()
+        return base64.b64encode(data).decode("ascii")
+
+    def _too_large(self, body_bytes: int, b64_chars: int, duration: float | None) -> TooLargeError:
+        limit_mb = self.payload_limit / 1e6
+        if not duration or not b64_chars:
+            return TooLargeError(f"the request is larger than RunPod's {limit_mb:.0f} MB limit")
+        room = self.payload_limit - (body_bytes - b64_chars)  # what the audio may take after the other fields
+        fits_min = max(0.0, room / b64_chars * duration / 60)
+        return TooLargeError(f"this recording is {duration / 60:.0f} min long, but one RunPod request holds at most "
+                             f"{limit_mb:.0f} MB, about {fits_min:.0f} min of speech; put the file somewhere the "
+                             "endpoint can download it and give its URL instead")
+
+    # -- the job on the endpoint -----------------------------------------------------------------------------------
+
+    def _url(self, op: str, job_id: str = "") -> str:
+        return f"{self.base_url}/{op}/{job_id}" if job_id else f"{self.base_url}/{op}"
+
+    def _unreachable(self) -> RemoteJobError:
+        return RemoteJobError(f"cannot reach the {self.name}; check RUNPOD_ENDPOINT_URL and the network, then try "
+                              "again")
+
+    def _refused(self, resp: requests.Response, doing: str) -> RemoteJobError | TooLargeError:
+        code = resp.status_code
+        if code in (401, 403):
+            return RemoteJobError(f"the {self.name} refused the API key (HTTP {code}); check RUNPOD_API_KEY")
+        if code == 404:
+            return RemoteJobError(f"the {self.name} does not exist or does not know this job (HTTP 404) while "
+                                  f"{doing}; check RUNPOD_ENDPOINT_URL")
+        if code == 413:
+            return TooLargeError(f"the {self.name} refused the request as too large (HTTP 413); give a URL instead")
+        if code == 429:
+            return RemoteJobError(f"the {self.name} is rate-limiting requests (HTTP 429); try again in a minute")
+        return RemoteJobError(f"the {self.name} answered HTTP {code} while {doing}; try again later")
+
+    def _submit(self, session: requests.Session, body: bytes, progress: Progress) -> str:
+        """POST /run; a 429 (queue full) is retried a few times, anything else fails at once."""
+        progress("upload", 0, 1)
+        delay = 2.0
+        for attempt in range(4):
+            try:
+                resp = session.post(self._url("run"), data=body, headers={"Content-Type": "application/json"},
+                                    timeout=(self.config.connect_timeout_s, READ_TIMEOUT_S))
+            except requests.RequestException:
+                raise self._unreachable() from None
+            if resp.status_code == 429 and attempt < 3:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code != 200:
+                raise self._refused(resp, "submitting the job")
+            break
+        try:
+            job_id = resp.json()["id"]
+        except (ValueError, KeyError, TypeError):
+            job_id = None
+        if not isinstance(job_id, str) or not job_id:
+            raise RemoteJobError(f"the {self.name} accepted the job but returned no job id")
+        progress("upload", 1, 1)
+        log.info("RunPod job %s submitted (%d bytes)", job_id, len(body))
+        return job_id
+
+    def _wait(self, session, job_id: str, progress: Progress, cancel: threading.Event | None,
+              deadline: float) -> object:
+        """Poll /status until the job ends; whatever stops us first also cancels the job on the endpoint."""
+        status = None
+        try:
+            status = self._poll(session, job_id, progress, cancel, deadline)
+        finally:
+            if status is None:
+                self._cancel(session, job_id)
+        return self._final(status)
+
+    def _poll(self, session, job_id: str, progress: Progress, cancel: threading.Event | None, deadline: float):
+        method = "GET"  # the documented API; the SDK's local test API only answers POST (see docs/remote.md)
+        delay, failures, last_state, last_progress = POLL_FIRST_S, 0, None, None
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise JobCancelled("the job was cancelled")
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise RemoteJobError(f"no result from the {self.name} after {self.config.runpod_timeout_s / 60:.0f} "
+                                     "min (RUNPOD_TIMEOUT_S); the job was cancelled")
+            status = None
+            try:
+                # A POST /status on the SDK's local API runs the whole job before answering: wait as long as allowed.
+                read = READ_TIMEOUT_S if method == "GET" else remaining
+                resp = session.request(method, self._url("status", job_id),
+                                       timeout=(self.config.connect_timeout_s, read))
+                if resp.status_code == 405 and method == "GET":
+                    method = "POST"
+                    log.info("RunPod job %s: /status answers POST only (the SDK's local API)", job_id)
+                    continue
+                if resp.status_code in (401, 403, 404):
+                    raise self._refused(resp, "checking the job")
+                if resp.status_code == 200:
+                    status = resp.json()
+            except requests.RequestException:
+                status = None
+            except ValueError:  # a 200 that is not JSON
+                status = None
+            if not isinstance(status, dict):
+                failures += 1
+                if failures >= MAX_POLL_FAILURES:
+                    raise RemoteJobError(f"lost contact with the {self.name} while the job was running; "
+                                         "the job was cancelled")
+            else:
+                failures = 0
+                state = str(status.get("status", ""))
+                if state != last_state:
+                    log.info("RunPod job %s: %s", job_id, state)
+                    delay, last_state = POLL_FIRST_S, state
+                if state in FINAL_STATES:
+                    return status
+                if state == "IN_QUEUE":
+                    progress("queue", 0, None)
+                else:
+                    step = parse_progress(status.get("output"))
+                    if step is not None and step != last_progress:
+                        progress(*step)
+                        last_progress = step
+            wait = min(delay, max(0.0, deadline - time.perf_counter()))
+            if cancel is not None:
+                cancel.wait(wait)
+            else:
+                time.sleep(wait)
+            delay = min(delay * POLL_GROWTH, POLL_MAX_S)
+
+    def _final(self, status: dict):
+        """The output of a COMPLETED job, or the error that says how it ended."""
+        state = status["status"]
+        if state == "COMPLETED":
+            output = status.get("output")
+            if not (isinstance(output, dict) and output.get("error")):
+                return output
+            raise RemoteJobError(f"the job failed on the {self.name}: {_worker_error_text(output['error'])}")
+        if state == "FAILED":
+            raise RemoteJobError(f"the job failed on the {self.name}: {_worker_error_text(status.get('error'))}")
+        if state == "CANCELLED":
+            raise JobCancelled(f"the job was cancelled on the {self.name}")
+        raise RemoteJobError(f"the job timed out on the {self.name} (TIMED_OUT): no worker finished it within the "
+                             "endpoint's execution timeout; raise that timeout or send a shorter file")
+
+    def _cancel(self, session, job_id: str) -> None:
+        """POST /cancel/<id>, best effort: the caller is already leaving with an error of its own."""
+        try:
+            resp = session.post(self._url("cancel", job_id), timeout=(self.config.connect_timeout_s, 10.0))
+            log.info("RunPod job %s: cancel answered HTTP %d", job_id, resp.status_code)
+        except requests.RequestException as e:
+            log.warning("RunPod job %s: cancel request failed (%s)", job_id, type(e).__name__)

@@ -36,6 +36,7 @@ POLL_GROWTH = 1.5
 POLL_MAX_S = 5.0
 MAX_POLL_FAILURES = 6  # consecutive failed polls (network blips, 429, 5xx) before giving up on a running job
 READ_TIMEOUT_S = 60.0  # for /run, /status and /cancel answers (a documented-API status answer is immediate)
+MIN_EXECUTION_TIMEOUT_MS = 5001  # RunPod rejects an executionTimeout of 5 s or less
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 SPEECH_CODEC = "opus"
 SPEECH_SUFFIX = ".ogg"
@@ -53,7 +54,8 @@ _PROGRESS_TEXT = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(\d+(?:\.\d+)?)(?:\s*/\s*(\d
 
 
 def parse_progress(value) -> tuple[str, float, float | None] | None:
-    """The worker's progress message as (stage, done, total): "transcribe 3/12", "decode", or a dict with those keys.
+    """The worker's progress message as (stage, done, total): "transcribe 3/12", "download 4.2/31.5" (MB), "decode",
+    or a dict with those keys.
 
     Anything else is None (ignored): progress is a courtesy and never fails a job.
     """
@@ -68,7 +70,10 @@ def parse_progress(value) -> tuple[str, float, float | None] | None:
     if not m:
         return None
     stage, done, total = m.groups()
-    return stage.lower(), float(done or 0), None if total is None else float(total)
+    stage, done, total = stage.lower(), float(done or 0), None if total is None else float(total)
+    if stage == "download":  # the worker counts megabytes; progress callbacks count bytes
+        done, total = done * 1e6, None if total is None else total * 1e6
+    return stage, done, total
 
 
 def endpoint_base(value: str) -> str:
@@ -133,7 +138,9 @@ class RemotePipeline:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         job, duration = self._job_input(source, options, progress, filename, allow_local, on_audio)
-        body = json.dumps({"input": job.to_payload()}).encode()
+        # RunPod's per-job policy: let the job run as long as we are willing to wait (the endpoint default is 10 min).
+        policy = {"executionTimeout": max(MIN_EXECUTION_TIMEOUT_MS, int(self.config.runpod_timeout_s * 1000))}
+        body = json.dumps({"input": job.to_payload(), "policy": policy}).encode()
         timings["prepare"] = round(time.perf_counter() - t0, 4)
         if len(body) > self.payload_limit:
             raise self._too_large(len(body), len(job.audio_base64 or ""), duration)

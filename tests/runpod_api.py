@@ -3,15 +3,17 @@
 It follows RunPod's documented job operations (docs.runpod.io, "Send API requests" and "Job states"), under
 `/v2/<endpoint id>/` with `Authorization: Bearer <key>` (anything else: 401):
 
-- POST `/run` with `{"input": {...}}` (at most 10 MB) -> `{"id", "status": "IN_QUEUE"}`
+- POST `/run` with `{"input": {...}, "policy"?: {"executionTimeout": ms}}` (at most 10 MB)
+  -> `{"id", "status": "IN_QUEUE"}`
 - GET `/status/<id>` -> `{"id", "status", "delayTime", "executionTime", "output"?, "error"?}` where status is
   IN_QUEUE, IN_PROGRESS (its `output` is the worker's latest `progress_update`), COMPLETED (`output`), FAILED
   (`error`), CANCELLED or TIMED_OUT
 - POST `/cancel/<id>` -> `{"id", "status": "CANCELLED"}`
 
 The handler runs as on a real worker: through the SDK's own `run_job` (so a returned `{"error": ...}` or an
-exception becomes a FAILED job the way the SDK reports it), and its `runpod.serverless.progress_update` calls go
-through the SDK's HTTP path to this server's job-done route, the way a worker reports progress to RunPod.
+exception becomes a FAILED job the way the SDK reports it), in an asyncio task that a cancel or an execution
+timeout cancels (the SDK's per-job stop signal does the same), and its `runpod.serverless.progress_update` calls
+go through the SDK's HTTP path to this server's job-done route, the way a worker reports progress to RunPod.
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class Job:
     finished: float | None = None
     output: object = None  # the result once COMPLETED; the latest progress while IN_PROGRESS
     error: object = None
+    execution_timeout_s: float | None = None  # the request's policy.executionTimeout, else the endpoint's
+    stop: object = None  # set while the handler runs: cancels its task (RunPod's stop signal to the worker)
+    worker_done: threading.Event = field(default_factory=threading.Event)  # the handler has returned or stopped
 
     def view(self) -> dict:
         now = time.monotonic()
@@ -56,8 +61,8 @@ class Job:
 class RunPodAPI:
     """`with RunPodAPI(handler) as api:` serves `api.url` (the endpoint's base URL) until the block ends.
 
-    workers=0 leaves every job in the queue; `ttl_s` expires queued jobs and `execution_timeout_s` running ones
-    (both end TIMED_OUT, as RunPod's policy fields do); `flaky_status` makes that many status requests fail with 503.
+    workers=0 leaves every job in the queue; `ttl_s` expires queued jobs and `execution_timeout_s` (or the
+    request's policy.executionTimeout) running ones, both ending TIMED_OUT; `flaky_status` makes that many status requests fail with 503.
     `calls` records (method, operation, job id) per request.
     """
 
@@ -120,16 +125,15 @@ class RunPodAPI:
     # -- the worker side -------------------------------------------------------------------------------------------
 
     def _work(self) -> None:
-        from runpod.serverless.modules.rp_job import run_job
-
         while (job := self._queue.get()) is not None:
             with self.lock:
                 if job.status != "IN_QUEUE":
                     continue
                 job.status, job.started = "IN_PROGRESS", time.monotonic()
-            result = asyncio.run(run_job(self.handler, {"id": job.id, "input": job.input}))
+            result = asyncio.run(self._run_job(job))
+            job.worker_done.set()
             with self.lock:
-                if job.status != "IN_PROGRESS":  # cancelled or timed out meanwhile: the result is dropped
+                if job.status != "IN_PROGRESS" or result is None:  # cancelled or timed out meanwhile
                     continue
                 job.finished = time.monotonic()
                 if result.get("error"):
@@ -137,15 +141,32 @@ class RunPodAPI:
                 else:
                     job.status, job.output = "COMPLETED", result.get("output")
 
+    async def _run_job(self, job: Job) -> dict | None:
+        """The SDK's run_job in a task that /cancel and the execution timeout cancel, as the SDK's stop signal does."""
+        from runpod.serverless.modules.rp_job import run_job
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(run_job(self.handler, {"id": job.id, "input": job.input}))
+        with self.lock:
+            job.stop = lambda: loop.call_soon_threadsafe(task.cancel)
+            if job.status != "IN_PROGRESS":
+                task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return None
+
     def _expire(self, job: Job) -> None:
         now = time.monotonic()
         if job.status == "IN_QUEUE" and self.ttl_s is not None and now - job.created > self.ttl_s:
             job.status = "TIMED_OUT"
-        elif (job.status == "IN_PROGRESS" and self.execution_timeout_s is not None
-              and now - job.started > self.execution_timeout_s):
+        elif (job.status == "IN_PROGRESS" and job.execution_timeout_s is not None
+              and now - job.started > job.execution_timeout_s):
             job.status, job.output = "TIMED_OUT", None
         if job.status == "TIMED_OUT" and job.finished is None:
             job.finished = now
+            if job.stop is not None:
+                job.stop()
 
     # -- the API side ----------------------------------------------------------------------------------------------
 
@@ -180,7 +201,10 @@ class RunPodAPI:
             return 400, {"error": "the body is not JSON"}
         if not isinstance(request, dict) or "input" not in request:
             return 400, {"error": "the body needs an 'input' object"}
-        job = Job(id=f"{uuid.uuid4()}-u1", input=request["input"])
+        policy = request.get("policy") or {}
+        timeout_ms = policy.get("executionTimeout")
+        job = Job(id=f"{uuid.uuid4()}-u1", input=request["input"],
+                  execution_timeout_s=timeout_ms / 1000 if timeout_ms else self.execution_timeout_s)
         with self.lock:
             self.jobs[job.id] = job
         self._queue.put(job)
@@ -205,6 +229,8 @@ class RunPodAPI:
             self._expire(job)
             if job.status not in FINAL:
                 job.status, job.output, job.finished = "CANCELLED", None, time.monotonic()
+                if job.stop is not None:
+                    job.stop()
             return 200, {"id": job.id, "status": job.status}
 
     def _progress(self, job_id: str, body: bytes) -> tuple[int, object]:

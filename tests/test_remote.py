@@ -79,7 +79,8 @@ def test_bad_endpoint_setting_is_a_clear_error(url, needle):
 @pytest.mark.parametrize("message, expected", [
     ("transcribe 3/12", ("transcribe", 3.0, 12.0)),
     ("align 0/4", ("align", 0.0, 4.0)),
-    ("download 1048576", ("download", 1048576.0, None)),
+    ("download 4.5/31.25", ("download", 4.5e6, 31.25e6)),
+    ("download 2", ("download", 2e6, None)),
     ("decode", ("decode", 0.0, None)),
     ({"stage": "align", "done": 2, "total": 5}, ("align", 2.0, 5.0)),
     ("Update 1/3: warming up", None),

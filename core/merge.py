@@ -1,0 +1,382 @@
+"""Chunk results -> one Transcript: absolute, monotonic word times and subtitle-ready segments.
+
+The ASR text is the authority on what was said (punctuation, casing, digits); the aligner only says when. So aligned
+words are located in the text instead of the text being rebuilt from words, and every character of every chunk text
+lands in exactly one segment. Bad aligner times are repaired here, once, so writers and players can trust them.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .languages import CHARACTER_LANGUAGES
+from .types import Chunk, ChunkText, Segment, Transcript, Word
+
+MAX_LINE_WIDTH = 42  # subtitle line, in display columns (a CJK character takes two)
+MAX_SEGMENT_WIDTH = 2 * MAX_LINE_WIDTH
+MAX_SEGMENT_S = 7.0
+PAUSE_BREAK_S = 1.0
+MIN_WORD_S = 0.02
+_STUB_WIDTH, _STUB_S = MAX_SEGMENT_WIDTH // 4, 1.5  # a forced cut should not leave a segment this small
+
+SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉؟۔।॥።")
+_FULLWIDTH_END = frozenset("。！？…")  # end a sentence with no space after them
+CLAUSE_END = frozenset(",;:—–、，；：،؛")
+_OPENERS = frozenset("¿¡")  # besides Unicode's opening punctuation (Ps, Pi)
+_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf", "approx"})
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes on screen: wide (CJK, fullwidth) characters count two, combining marks none."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def ends_sentence(text: str) -> bool:
+    """True when `text` ends with sentence punctuation (closing quotes allowed after it) that is no abbreviation."""
+    tail = text.rstrip()
+    while tail and (unicodedata.category(tail[-1]) in ("Pe", "Pf") or tail[-1] in "\"'"):
+        tail = tail[:-1]
+    if not tail or tail[-1] not in SENTENCE_END:
+        return False
+    if tail[-1] == ".":
+        last = tail.split()[-1].rstrip(".").lower() if tail.split() else ""
+        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha() and last != "i"):
+            return False
+    return True
+
+
+def ends_clause(text: str) -> bool:
+    tail = text.rstrip()
+    return bool(tail) and tail[-1] in CLAUSE_END
+
+
+@dataclass
+class _Piece:
+    """The smallest unit segmentation moves: one aligned word's slice of the text, or one wordless sentence."""
+
+    start: float
+    end: float
+    text: str  # whitespace-collapsed, never empty
+    lead: str  # what separates it from the piece before it: " " or ""
+    spaced: bool  # from a space-delimited language (breaking where lead == "" would split a token)
+    words: list[Word] = field(default_factory=list)  # empty: a wordless chunk's sentence, always its own segment
+
+
+def build_transcript(chunks: list[Chunk], texts: list[ChunkText | None], words: list[list[Word] | None],
+                     duration: float, *, language: str | None = None) -> Transcript:
+    """Merge per-chunk ASR texts and chunk-relative word times into one transcript over [0, duration]."""
+    if not len(chunks) == len(texts) == len(words):
+        raise ValueError("build_transcript needs one text and one word list per chunk")
+    duration = float(duration) if math.isfinite(duration) and duration > 0 else 0.0
+    pieces: list[_Piece] = []
+    floor, prev_character, mismatched = 0.0, None, 0
+    for chunk, result, chunk_words in zip(chunks, texts, words):
+        if result is None or not result.text.strip():
+            continue
+        character = (result.language or language or "") in CHARACTER_LANGUAGES
+        lo = min(max(chunk.offset, floor), duration)
+        hi = max(min(chunk.offset + chunk.duration, duration), lo)
+        new = _aligned_pieces(result.text, chunk_words, chunk.offset, lo, hi, not character) if chunk_words else None
+        if chunk_words and new is None:
+            mismatched += 1
+        if new is None:
+            new = _sentence_pieces(result.text, lo, hi, not character)
+        new[0].lead = "" if character and prev_character else " "
+        pieces.extend(new)
+        floor, prev_character = new[-1].end, character
+    segments, leads = _segment(pieces)
+    text = "".join((lead if i else "") + seg.text for i, (seg, lead) in enumerate(zip(segments, leads)))
+    warnings = []
+    if mismatched:
+        warnings.append(f"word timestamps of {mismatched} chunk(s) did not match their text; "
+                        "those have segment-level times only")
+    return Transcript(language=_pick_language(chunks, texts, language), duration=duration, text=text,
+                      segments=segments, warnings=warnings)
+
+
+def _pick_language(chunks: list[Chunk], texts: list[ChunkText | None], language: str | None) -> str:
+    """The requested language, else the one spoken longest, else 'unknown'."""
+    if language:
+        return language
+    votes: Counter[str] = Counter()
+    for chunk, result in zip(chunks, texts):
+        if result is not None and result.text.strip() and result.language:
+            votes[result.language] += chunk.duration
+    return votes.most_common(1)[0][0] if votes else "unknown"
+
+
+# --- times ------------------------------------------------------------------------------------------------------
+
+
+def repair_times(raw: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    """Make aligner times usable: inside [lo, hi], starts non-decreasing, no overlaps, end >= start.
+
+    Words off the longest non-decreasing run of starts (and non-finite ones) are aligner mistakes: they get evenly
+    spaced times between their good neighbours instead of dragging every later word along with them.
+    """
+    n = len(raw)
+    starts = [min(max(s, lo), hi) if math.isfinite(s) else None for s, _ in raw]
+    ends = [min(max(e, lo), hi) if math.isfinite(e) else None for _, e in raw]
+    good = _longest_nondecreasing(starts)
+    i, prev_end = 0, lo
+    while i < n:
+        if i in good:
+            prev_end = max(ends[i] if ends[i] is not None else starts[i], starts[i])
+            i += 1
+            continue
+        j = i
+        while j < n and j not in good:
+            j += 1
+        right = starts[j] if j < n else hi
+        left = min(prev_end, right)
+        step = (right - left) / (j - i)
+        for k in range(i, j):
+            starts[k], ends[k] = min(left + (k - i) * step, right), min(left + (k - i + 1) * step, right)
+        i = j
+    out_s: list[float] = []
+    for s in starts:
+        out_s.append(max(s, out_s[-1]) if out_s else s)
+    out: list[tuple[float, float]] = []
+    for k, s in enumerate(out_s):
+        limit = out_s[k + 1] if k + 1 < n else hi
+        e = min(max(ends[k] if ends[k] is not None else s, s), limit)
+        if e - s < MIN_WORD_S:
+            e = max(e, min(s + MIN_WORD_S, limit))
+        out.append((s, e))
+    return out
+
+
+def _longest_nondecreasing(values: list[float | None]) -> set[int]:
+    """Indices of one longest non-decreasing subsequence (None never joins), by patience sorting."""
+    tails: list[float] = []
+    tail_idx: list[int] = []
+    back: dict[int, int] = {}
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        k = bisect.bisect_right(tails, v)
+        back[i] = tail_idx[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(v)
+            tail_idx.append(i)
+        else:
+            tails[k], tail_idx[k] = v, i
+    keep, i = set(), tail_idx[-1] if tail_idx else -1
+    while i >= 0:
+        keep.add(i)
+        i = back[i]
+    return keep
+
+
+# --- words back into the text -----------------------------------------------------------------------------------
+
+
+def _is_word_char(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNM"
+
+
+def _fold(text: str) -> str:
+    """What matching compares: letters, digits and marks, compatibility-decomposed and case-folded."""
+    return "".join(c.casefold() for c in unicodedata.normalize("NFKD", text) if _is_word_char(c))
+
+
+def locate_words(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
+    """Character span in `text` of each aligner token's letters and digits, in order; None where not found."""
+    hay: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        for c in _fold(ch):
+            hay.append(c)
+            where.append(i)
+    folded, pos, spans = "".join(hay), 0, []
+    for token in tokens:
+        needle = _fold(token)
+        j = folded.find(needle, pos) if needle else -1
+        if j < 0:
+            spans.append(None)
+            continue
+        spans.append((where[j], where[j + len(needle) - 1] + 1))
+        pos = j + len(needle)
+    return spans
+
+
+def _split_gap(gap: str) -> tuple[int, int]:
+    """Where the previous word's trailing punctuation ends and the next word's leading punctuation starts."""
+    spaces = [i for i, ch in enumerate(gap) if ch.isspace()]
+    if spaces:
+        return spaces[0], spaces[-1] + 1
+    cut = len(gap)
+    while cut and (unicodedata.category(gap[cut - 1]) in ("Ps", "Pi") or gap[cut - 1] in _OPENERS):
+        cut -= 1
+    return cut, cut
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _aligned_pieces(text: str, words: list[Word], offset: float, lo: float, hi: float,
+                    spaced: bool) -> list[_Piece] | None:
+    """One piece per aligned word, its text taken from the ASR text; None when most words are not in the text."""
+    words = [w for w in words if _fold(w.text)]
+    spans = locate_words(text, [w.text for w in words])
+    found = [i for i, s in enumerate(spans) if s is not None]
+    if not words or 2 * len(found) < len(words):
+        return None
+    times = repair_times([(w.start + offset, w.end + offset) for w in words], lo, hi)
+    # Token bounds: each found word's letters plus the punctuation glued to it.
+    tok = {i: list(spans[i]) for i in found}
+    while tok[found[0]][0] and not text[tok[found[0]][0] - 1].isspace():
+        tok[found[0]][0] -= 1
+    for a, b in zip(found, found[1:]):
+        end_a, start_b = _split_gap(text[tok[a][1]:tok[b][0]])
+        tok[a][1], tok[b][0] = tok[a][1] + end_a, tok[a][1] + start_b
+    tok[found[-1]][1] += _split_gap(text[tok[found[-1]][1]:])[0]
+    # Tiles: the text from one found word's token to the next one's, so no character is left out.
+    tile_starts = [0] + [tok[i][0] for i in found[1:]] + [len(text)]
+    pieces: list[_Piece] = []
+    orphans: list[Word] = []  # aligned words whose letters are not in the text: they ride with a neighbour
+    for i, word in enumerate(words):
+        s, e = times[i]
+        if spans[i] is None:
+            orphans.append(Word(s, e, _clean(word.text)))
+            continue
+        k = len(pieces)
+        a = tile_starts[k]
+        lead = " " if a > 0 and text[a - 1].isspace() else ""
+        own = Word(s, e, _clean(text[tok[i][0]:tok[i][1]]))
+        pieces.append(_Piece(s, e, _clean(text[a:tile_starts[k + 1]]), lead, spaced, orphans + [own]))
+        orphans = []
+    pieces[-1].words.extend(orphans)
+    for p in pieces:
+        p.start, p.end = p.words[0].start, max(p.words[-1].end, p.words[0].start)
+    return pieces
+
+
+# --- chunks without word times ----------------------------------------------------------------------------------
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of sentence-ish pieces of `text`, none wider than MAX_SEGMENT_WIDTH when that can be helped."""
+    spans, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        if text[i] not in SENTENCE_END:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and (text[j] in SENTENCE_END or unicodedata.category(text[j]) in ("Pe", "Pf") or text[j] in "\"'"):
+            j += 1
+        if (j == n or text[j].isspace() or text[i] in _FULLWIDTH_END) and ends_sentence(text[start:j]):
+            spans.append((start, j))
+            start = j
+        i = j
+    spans.append((start, n))
+    out = []
+    for a, b in spans:
+        out.extend(_split_long(text, a, b))
+    return out
+
+
+def _split_long(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """Cut a span wider than MAX_SEGMENT_WIDTH at its last clause mark, else last space, else where it overflows."""
+    out = []
+    while True:
+        while a < b and text[a].isspace():
+            a += 1
+        if a >= b:
+            return out
+        if display_width(text[a:b]) <= MAX_SEGMENT_WIDTH:
+            return out + [(a, b)]
+        limit, width = a, 0
+        while limit < b and width + display_width(text[limit]) <= MAX_SEGMENT_WIDTH:
+            width += display_width(text[limit])
+            limit += 1
+        window = range(limit, a + MAX_SEGMENT_WIDTH // 3, -1)
+        cut = next((k for k in window if text[k - 1] in CLAUSE_END and (k == b or text[k].isspace()
+                                                                          or text[k - 1] in "、，；：")), None)
+        cut = cut or next((k for k in window if text[k].isspace()), None) or max(limit, a + 1)
+        out.append((a, cut))
+        a = cut
+
+
+def _sentence_pieces(text: str, lo: float, hi: float, spaced: bool) -> list[_Piece]:
+    """Sentences of a chunk without word times, its time span shared out by character count."""
+    spans = [(a, b) for a, b in sentence_spans(text) if text[a:b].strip()]
+    sizes = [len(_clean(text[a:b])) for a, b in spans]
+    total, done, pieces = sum(sizes), 0, []
+    for (a, b), size in zip(spans, sizes):
+        start = min(lo + (hi - lo) * done / total, hi)
+        done += size
+        lead = " " if a > 0 and text[a - 1].isspace() else ""
+        pieces.append(_Piece(start, min(lo + (hi - lo) * done / total, hi), _clean(text[a:b]), lead, spaced))
+    return pieces
+
+
+# --- segments ---------------------------------------------------------------------------------------------------
+
+
+def _join(pieces: list[_Piece]) -> str:
+    return pieces[0].text + "".join(p.lead + p.text for p in pieces[1:])
+
+
+def _must_break(prev: _Piece, nxt: _Piece) -> bool:
+    return (not prev.words or not nxt.words or nxt.start - prev.end >= PAUSE_BREAK_S
+            or ends_sentence(prev.text))
+
+
+def _split_run(run: list[_Piece]) -> list[list[_Piece]]:
+    """Cut a run with no forced break into segments within the limits, by dynamic programming.
+
+    Each segment costs 2 * (1 - fill)^2, where fill is its share of the width or duration limit, so full, even
+    segments win over a long one plus a stub, and a stub (a few words under 1.5 s) costs 1 more. A cut after a
+    clause mark earns 1, one at a pause up to 0.5, and one inside a token (no space where spaces are the rule)
+    costs 2.
+    """
+    n = len(run)
+    cum = [0]
+    for k, p in enumerate(run):
+        cum.append(cum[-1] + (display_width(p.lead) if k else 0) + display_width(p.text))
+    best, back = [0.0] + [math.inf] * n, [0] * (n + 1)
+    for i in range(1, n + 1):
+        for j in range(i - 1, -1, -1):
+            width = cum[i] - cum[j] - (display_width(run[j].lead) if j else 0)
+            span = run[i - 1].end - run[j].start
+            if j < i - 1 and (width > MAX_SEGMENT_WIDTH or span > MAX_SEGMENT_S):
+                break  # longer segments only get wider and longer
+            fill = min(1.0, max(width / MAX_SEGMENT_WIDTH, span / MAX_SEGMENT_S))
+            cost = best[j] + 2 * (1 - fill) ** 2 + (1.0 if width < _STUB_WIDTH and span < _STUB_S else 0.0)
+            if i < n:
+                nxt = run[i]
+                cost -= 0.5 * min(max(nxt.start - run[i - 1].end, 0.0), PAUSE_BREAK_S) / PAUSE_BREAK_S
+                cost -= 1.0 if ends_clause(run[i - 1].text) else 0.0
+                cost += 2.0 if nxt.spaced and not nxt.lead else 0.0
+            if cost < best[i]:
+                best[i], back[i] = cost, j
+    cuts, i = [], n
+    while i > 0:
+        cuts.append(i)
+        i = back[i]
+    bounds = [0] + cuts[::-1]
+    return [run[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _segment(pieces: list[_Piece]) -> tuple[list[Segment], list[str]]:
+    """Group pieces into segments; also return what joins each segment to the one before it."""
+    runs: list[list[_Piece]] = []
+    for p in pieces:
+        if runs and not _must_break(runs[-1][-1], p):
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    groups = [g for run in runs for g in _split_run(run)]
+    segments = [Segment(g[0].start, max(g[-1].end, g[0].start), _join(g), [w for p in g for w in p.words])
+                for g in groups]
+    return segments, [g[0].lead for g in groups]

@@ -1,0 +1,45 @@
+"""The RunPod serverless worker: load the models once, then let the RunPod SDK feed jobs to the handler.
+
+`python -m runpod_worker` and `APP_MODE=runpod python app.py` both call `main()`. The SDK's own command-line flags
+work as usual: `--test_input '{"input": {...}}'` runs one job and exits, `--rp_serve_api --rp_api_port N` serves
+the SDK's local test API (/run, /runsync, /status) on loopback; with neither, and on RunPod, the worker loop runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger("runpod_worker")
+
+
+def main() -> None:
+    """Start the worker (does not return until the SDK's loop or local run ends)."""
+    import runpod
+
+    from core.config import get_config
+    from core.errors import CoreError, InputError
+    from core.pipeline import Pipeline
+
+    from .handler import Worker
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    try:
+        config = get_config()
+        if config.asr_backend == "runpod":
+            raise InputError("ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint; "
+                             "set ASR_BACKEND to auto, vllm or transformers in the worker's environment")
+        worker = Worker(Pipeline(config))
+    except CoreError as e:
+        log.error("the worker cannot start: %s", e)
+        sys.exit(1)
+    log.info("models ready in %.1f s: %s; up to %d job(s) at once", time.perf_counter() - t0,
+             worker.pipeline.describe(), worker.concurrency)
+    runpod.serverless.start({"handler": worker.handle, "concurrency_modifier": worker.concurrency_modifier})
+
+
+__all__ = ["main"]

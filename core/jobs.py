@@ -126,9 +126,9 @@ def parse_job_input(raw: Any) -> JobInput:
 
 def job_output(transcript: Transcript, formats: tuple[str, ...] = ()) -> dict:
     """The worker's answer: the transcript JSON plus each requested rendering as a string."""
-    from .writers import to_string
+    from .writers import to_string, transcript_to_dict
 
-    out = asdict(transcript)
+    out = transcript_to_dict(transcript)
     for fmt in formats:
         out[fmt] = to_string(transcript, fmt)
     return out

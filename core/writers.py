@@ -62,10 +62,15 @@ class WriteJSON(ResultWriter):
 
     def write(self, transcript: Transcript, stream: TextIO) -> None:
         try:
-            text = json.dumps(_rounded(asdict(transcript)), ensure_ascii=False, allow_nan=False)
+            text = json.dumps(transcript_to_dict(transcript), ensure_ascii=False, allow_nan=False)
         except ValueError:
             raise InputError("the transcript holds a time that is not a finite number") from None
         stream.write(text + "\n")
+
+
+def transcript_to_dict(transcript: Transcript) -> dict:
+    """The JSON shape of a transcript: `asdict` with seconds rounded to the millisecond."""
+    return _rounded(asdict(transcript))
 
 
 def _rounded(value):

@@ -1,0 +1,223 @@
+"""Word times from Qwen3-ForcedAligner: audio + known text in, a start and end for every word out.
+
+The aligner reads `<|audio_start|><|audio_pad|>…<|audio_end|>word<timestamp><timestamp>word<timestamp><timestamp>…`
+(no chat turns; the placeholder expanded to one token per encoder frame) and classifies each <timestamp> into one of
+5000 classes of `timestamp_segment_time` (80 ms): a word's first timestamp is its start, the second its end. Only
+the <timestamp> positions matter, so the 5000-class head is applied to those hidden states alone, in float32, rather
+than to every token (measured 5x faster on GPU, and no bf16 ties between classes).
+
+Times are seconds from the chunk start, repaired to run forward and clamped to the chunk. A chunk that cannot be
+aligned (too long, an error) gets None and the job goes on with segment-level times for it.
+"""
+from __future__ import annotations
+
+import logging
+import unicodedata
+
+from .config import Config
+from .hf_layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
+from .types import SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
+
+log = logging.getLogger("core")
+
+MAX_ALIGN_SECONDS = 180.0  # the aligner was trained on at most this much audio per call
+
+
+def _is_cjk(ch: str) -> bool:
+    """CJK ideographs (the unified blocks, extensions A-E, compatibility ideographs)."""
+    c = ord(ch)
+    return (0x4E00 <= c <= 0x9FFF or 0x3400 <= c <= 0x4DBF or 0x20000 <= c <= 0x2CEAF or 0xF900 <= c <= 0xFAFF
+            or 0x2F800 <= c <= 0x2FA1F)
+
+
+def _is_kept(ch: str) -> bool:
+    """Letters, digits and apostrophes are aligned; punctuation and symbols are not."""
+    return ch == "'" or unicodedata.category(ch)[0] in "LN"
+
+
+def _is_kana(ch: str) -> bool:
+    c = ord(ch)
+    return 0x3040 <= c <= 0x30FF or 0x31F0 <= c <= 0x31FF or 0xFF66 <= c <= 0xFF9F
+
+
+def split_words(text: str, language: str) -> list[str]:
+    """The units the aligner times, as the Qwen processor splits them: every CJK character on its own (and, for
+    Japanese, every kana too), other letters and digits in whitespace-separated runs, punctuation dropped (so a
+    hyphenated word stays one unit)."""
+    alone = _is_cjk if language != "Japanese" else (lambda ch: _is_cjk(ch) or _is_kana(ch))
+    words: list[str] = []
+    for chunk in text.split():
+        run = ""
+        for ch in chunk:
+            if not _is_kept(ch):
+                continue
+            if alone(ch):
+                if run:
+                    words.append(run)
+                    run = ""
+                words.append(ch)
+            else:
+                run += ch
+        if run:
+            words.append(run)
+    return words
+
+
+def repair_times(raw: list[float]) -> list[float]:
+    """Make predicted times non-decreasing while keeping as many as possible.
+
+    The longest non-decreasing subsequence is trusted; every other value is replaced by linear interpolation between
+    the trusted values around it (or copies the nearest one at either end).
+    """
+    n = len(raw)
+    if n == 0:
+        return []
+    # Longest non-decreasing subsequence, O(n log n): tails[k] = index ending the best run of length k+1.
+    import bisect
+
+    tails: list[int] = []
+    tail_values: list[float] = []
+    parent = [-1] * n
+    for i, v in enumerate(raw):
+        k = bisect.bisect_right(tail_values, v)
+        parent[i] = tails[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(i)
+            tail_values.append(v)
+        else:
+            tails[k], tail_values[k] = i, v
+    trusted, i = [], tails[-1]
+    while i != -1:
+        trusted.append(i)
+        i = parent[i]
+    trusted.reverse()
+    out = list(raw)
+    for a, b in zip([None] + trusted, trusted + [None]):
+        lo = 0 if a is None else a + 1
+        hi = n if b is None else b
+        for j in range(lo, hi):
+            if a is None:
+                out[j] = raw[b]
+            elif b is None:
+                out[j] = raw[a]
+            else:
+                out[j] = raw[a] + (raw[b] - raw[a]) * (j - a) / (b - a)
+    return out
+
+
+class Aligner:
+    """Qwen3-ForcedAligner on `Qwen3ASRForTokenClassification`, loaded once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.device, self.dtype = resolve_device(config)
+        self.model = load_aligner_model(config.aligner_model, self.device, self.dtype)
+        processor = load_processor(config.aligner_model)
+        self.tokenizer, self.extractor = processor.tokenizer, processor.feature_extractor
+        timing = aligner_timing(config.aligner_model)
+        self.timestamp_id, self.segment_s = timing.timestamp_token_id, timing.segment_s
+        self.max_positions = int(self.model.config.text_config.max_position_embeddings)
+        self._ids = {t: self.tokenizer.convert_tokens_to_ids(t)
+                     for t in ("<|audio_start|>", "<|audio_pad|>", "<|audio_end|>", "<|endoftext|>")}
+
+    def describe(self) -> str:
+        return f"{self.config.aligner_model} (transformers, {self.device}, {str(self.dtype).removeprefix('torch.')})"
+
+    def input_ids(self, words: list[str], audio_tokens: int) -> list[int]:
+        """The aligner's input: expanded audio placeholder, then each word followed by two <timestamp>."""
+        ids = [self._ids["<|audio_start|>"]] + [self._ids["<|audio_pad|>"]] * audio_tokens
+        ids.append(self._ids["<|audio_end|>"])
+        for word in words:
+            ids += self.tokenizer.encode(word, add_special_tokens=False) + [self.timestamp_id, self.timestamp_id]
+        return ids
+
+    def align(self, requests: list[AlignRequest], progress: Progress = no_progress) -> list[list[Word] | None]:
+        """Word lists (times relative to each chunk's start) in request order; None where alignment failed."""
+        results: list[list[Word] | None] = [None] * len(requests)
+        todo = []
+        for i, req in enumerate(requests):
+            try:
+                words, duration = split_words(req.text, req.language), len(req.audio) / SAMPLE_RATE
+            except TypeError:
+                log.exception("alignment skipped: malformed request")
+                continue
+            if not words:
+                results[i] = []
+            elif duration > MAX_ALIGN_SECONDS + 0.5:
+                log.warning("alignment skipped: chunk of %.0f s is longer than the aligner's %.0f s", duration,
+                            MAX_ALIGN_SECONDS)
+            else:
+                todo.append((i, words))
+        todo.sort(key=lambda item: len(requests[item[0]].audio), reverse=True)
+        size = max(1, self.config.align_batch_size)
+        progress("align", 0, len(requests))
+        done = len(requests) - len(todo)
+        for b in range(0, len(todo), size):
+            batch = todo[b:b + size]
+            try:
+                out = self._run([requests[i] for i, _ in batch], [w for _, w in batch])
+            except Exception:  # one bad chunk must not take its batch mates down: retry them one by one
+                log.exception("aligner batch of %d failed; retrying chunk by chunk", len(batch))
+                out = []
+                for i, words in batch:
+                    try:
+                        out += self._run([requests[i]], [words])
+                    except Exception:
+                        log.exception("alignment failed for a chunk of %.1f s",
+                                      len(requests[i].audio) / SAMPLE_RATE)
+                        out.append(None)
+            for (i, _), words in zip(batch, out):
+                results[i] = words
+            done += len(batch)
+            progress("align", done, len(requests))
+        return results
+
+    def _run(self, batch: list[AlignRequest], word_lists: list[list[str]]) -> list[list[Word] | None]:
+        import torch
+
+        with torch.inference_mode():
+            features, mask, n_audio = batch_features(self.extractor, [r.audio for r in batch], self.device,
+                                                     self.dtype)
+            rows = [self.input_ids(w, n) for w, n in zip(word_lists, n_audio)]
+            keep = [len(r) <= self.max_positions for r in rows]
+            for ok, r, req in zip(keep, rows, batch):
+                if not ok:
+                    log.warning("alignment skipped: %d positions exceed the aligner's %d (chunk of %.0f s)", len(r),
+                                self.max_positions, len(req.audio) / SAMPLE_RATE)
+            if not any(keep):
+                return [None] * len(batch)
+            sel = [j for j, ok in enumerate(keep) if ok]
+            width = max(len(rows[j]) for j in sel)  # right padding: positions start at 0 in every row
+            ids = torch.tensor([rows[j] + [self._ids["<|endoftext|>"]] * (width - len(rows[j])) for j in sel],
+                               device=self.device)
+            attention = torch.tensor([[1] * len(rows[j]) + [0] * (width - len(rows[j])) for j in sel],
+                                     device=self.device)
+            hidden = self.model.model(input_ids=ids, attention_mask=attention, input_features=features[sel],
+                                      input_features_mask=mask[sel]).last_hidden_state
+            marks = ids == self.timestamp_id
+            head = self.model.score
+            logits = torch.nn.functional.linear(hidden[marks].float(), head.weight.float(),
+                                                None if head.bias is None else head.bias.float())
+            classes = logits.argmax(dim=-1).tolist()
+            counts = marks.sum(dim=1).tolist()
+        out: list[list[Word] | None] = [None] * len(batch)
+        start = 0
+        for j, count in zip(sel, counts):
+            times = [c * self.segment_s for c in classes[start:start + count]]
+            start += count
+            out[j] = self._words(word_lists[j], times, len(batch[j].audio) / SAMPLE_RATE)
+        return out
+
+    @staticmethod
+    def _words(words: list[str], times: list[float], duration: float) -> list[Word]:
+        times = [min(max(t, 0.0), duration) for t in repair_times(times)]
+        return [Word(start=round(times[2 * k], 3), end=round(times[2 * k + 1], 3), text=w)
+                for k, w in enumerate(words)]
+
+
+def load_aligner(config: Config) -> Aligner | None:
+    """The aligner ALIGNER_MODEL names, or None when it is empty (word timestamps off)."""
+    if not config.aligner_model.strip():
+        return None
+    log.info("loading aligner %s", config.aligner_model)
+    return Aligner(config)

@@ -18,6 +18,7 @@ import re
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,11 @@ MIN_EXECUTION_TIMEOUT_MS = 5001  # RunPod rejects an executionTimeout of 5 s or 
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 SPEECH_CODEC = "opus"
 SPEECH_SUFFIX = ".ogg"
+# Opus bit rates for uploads: the shared default when it fits in one request, down to the floor for long ones
+# (wideband Opus at 12 kbit/s still carries speech cleanly); 5% of the room is kept for the container's overhead.
+SPEECH_BITRATE = 24_000
+MIN_SPEECH_BITRATE = 12_000
+CONTAINER_MARGIN = 0.95
 
 
 class RemoteJobError(CoreError):
@@ -92,6 +98,11 @@ def endpoint_base(value: str) -> str:
     return value
 
 
+def _span(seconds: float) -> str:
+    """'95 min' or '40 s': how long a recording is, for messages."""
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 def _worker_error_text(error) -> str:
     """The worker's error for the user: its own message, or the first line of an exception the SDK reported."""
     if isinstance(error, str):
@@ -135,15 +146,9 @@ class RemotePipeline:
         """
         options = options or TranscribeOptions()
         progress = progress or no_progress
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        job, duration = self._job_input(source, options, progress, filename, allow_local, on_audio)
-        # RunPod's per-job policy: let the job run as long as we are willing to wait (the endpoint default is 10 min).
-        policy = {"executionTimeout": max(MIN_EXECUTION_TIMEOUT_MS, int(self.config.runpod_timeout_s * 1000))}
-        body = json.dumps({"input": job.to_payload(), "policy": policy}).encode()
-        timings["prepare"] = round(time.perf_counter() - t0, 4)
-        if len(body) > self.payload_limit:
-            raise self._too_large(len(body), len(job.audio_base64 or ""), duration)
+        body = self._request_body(source, options, progress, filename, allow_local, on_audio)
+        timings = {"prepare": round(time.perf_counter() - t0, 4)}
 
         t1 = time.perf_counter()
         with requests.Session() as session:
@@ -154,29 +159,45 @@ class RemotePipeline:
         try:
             transcript = transcript_from_output(output)
         except (InputError, TypeError, KeyError, ValueError):
-            raise RemoteJobError(f"{self.name} returned something that is not a transcript; is it running this "
-                                 "project's worker image?") from None
+            raise RemoteJobError(f"the {self.name} returned something that is not a transcript; is it running "
+                                 "this project's worker image?") from None
         timings["endpoint"] = round(time.perf_counter() - t1, 4)
         transcript.timings = {**timings, **{f"worker_{k}": v for k, v in transcript.timings.items()}}
         return transcript
 
+    # -- the request ------------------------------------------------------------------------------------------------
 
-    # -- the job's input -------------------------------------------------------------------------------------------
-
-    def _job_input(self, source, options, progress, filename, allow_local, on_audio) -> tuple[JobInput, float | None]:
-        """A URL passes through for the worker to fetch; anything else becomes a small speech file sent inline."""
+    def _request_body(self, source, options, progress, filename, allow_local, on_audio) -> bytes:
+        """The /run body. A URL passes through for the worker to fetch; anything else is sent inline as Opus."""
         common = dict(language=options.language, word_timestamps=options.word_timestamps, context=options.context,
                       chunk_seconds=options.chunk_seconds)
+        # RunPod's per-job policy: let the job run as long as we are willing to wait (the endpoint default is 10 min).
+        policy = {"executionTimeout": max(MIN_EXECUTION_TIMEOUT_MS, int(self.config.runpod_timeout_s * 1000))}
+
+        def body(job: JobInput) -> bytes:
+            payload = job.to_payload()
+            parse_job_input(payload)  # the worker's own validation, here, before anything is sent
+            return json.dumps({"input": payload, "policy": policy}).encode()
+
         if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
-            job, duration = JobInput(audio_url=source.strip(), **common), None
-        else:
-            samples = self._decode(source, filename, allow_local, progress)
-            if on_audio is not None:
-                on_audio(samples)
-            job = JobInput(audio_base64=self._encode(samples), filename="speech" + SPEECH_SUFFIX, **common)
-            duration = len(samples) / SAMPLE_RATE
-        parse_job_input(job.to_payload())  # the worker's own validation, here, before anything is sent
-        return job, duration
+            data = body(JobInput(audio_url=source.strip(), **common))
+            if len(data) > self.payload_limit:
+                raise TooLargeError(f"the request is larger than RunPod's {self.payload_limit / 1e6:g} MB limit")
+            return data
+
+        probe = JobInput(audio_base64="AAAA", filename="speech" + SPEECH_SUFFIX, **common)
+        room = self.payload_limit - len(body(probe)) + 4  # what the base64 text may take; bad options fail here
+        samples = self._decode(source, filename, allow_local, progress)
+        if on_audio is not None:
+            on_audio(samples)
+        duration = len(samples) / SAMPLE_RATE
+        bitrate = min(SPEECH_BITRATE, int(room * 3 / 4 * 8 * CONTAINER_MARGIN / max(duration, 1e-3)))
+        if bitrate < MIN_SPEECH_BITRATE:
+            raise self._too_large(duration, room)
+        data = body(replace(probe, audio_base64=self._encode(samples, bitrate)))
+        if len(data) > self.payload_limit:  # the container took more than its margin: very short or odd audio
+            raise self._too_large(duration, room)
+        return data
 
     def _decode(self, source, filename, allow_local, progress):
         from . import audio
@@ -190,25 +211,21 @@ class RemotePipeline:
         return samples
 
     @staticmethod
-    def _encode(samples) -> str:
-        """16 kHz mono Opus, base64: about a tenth of the size of the WAV, and speech recognition does not notice."""
+    def _encode(samples, bitrate: int) -> str:
+        """16 kHz mono Opus, base64: a few percent of the WAV's size, and the recognition does not notice."""
         from .encode import encode_speech
 
         with tempfile.TemporaryDirectory(prefix="asr-remote-") as tmp:
-            path = Path(tmp) / ("speech" + SPEECH_SUFFIX)
-            written = encode_speech(samples, path, codec=SPEECH_CODEC)
-            data = Path(written or path).read_bytes()
+            path = encode_speech(samples, Path(tmp) / ("speech" + SPEECH_SUFFIX), codec=SPEECH_CODEC,
+                                 bitrate=bitrate)
+            data = Path(path).read_bytes()
         return base64.b64encode(data).decode("ascii")
 
-    def _too_large(self, body_bytes: int, b64_chars: int, duration: float | None) -> TooLargeError:
-        limit_mb = self.payload_limit / 1e6
-        if not duration or not b64_chars:
-            return TooLargeError(f"the request is larger than RunPod's {limit_mb:.0f} MB limit")
-        room = self.payload_limit - (body_bytes - b64_chars)  # what the audio may take after the other fields
-        fits_min = max(0.0, room / b64_chars * duration / 60)
-        return TooLargeError(f"this recording is {duration / 60:.0f} min long, but one RunPod request holds at most "
-                             f"{limit_mb:.0f} MB, about {fits_min:.0f} min of speech; put the file somewhere the "
-                             "endpoint can download it and give its URL instead")
+    def _too_large(self, duration: float, room: int) -> TooLargeError:
+        fits = max(0.0, room * 3 / 4 * 8 * CONTAINER_MARGIN / MIN_SPEECH_BITRATE)
+        return TooLargeError(f"this recording is {_span(duration)} long, but one request to RunPod holds at most "
+                             f"{self.payload_limit / 1e6:g} MB, about {_span(fits)} of speech; put the file "
+                             "somewhere the endpoint can download it and give its URL instead")
 
     # -- the job on the endpoint -----------------------------------------------------------------------------------
 

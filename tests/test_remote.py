@@ -6,6 +6,8 @@ runs with DEBUG logging captured, and the API key must appear in no log line, no
 """
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
 import socket
 import subprocess
@@ -13,15 +15,22 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
+from audio_helpers import espeak, silence, write_audio
+from core.audio import decode_audio
 from core.config import config_from_env
-from core.errors import CoreError, InputError, TooLargeError
+from core.errors import InputError, TooLargeError
+from core.jobs import JobInput, parse_job_input, transcript_from_output
+from core.pipeline import Pipeline
 from core.remote import JobCancelled, RemoteJobError, RemotePipeline, endpoint_base, parse_progress
-
-sys.path.insert(0, str(Path(__file__).parent))
-from runpod_api import RunPodAPI  # noqa: E402
+from core.types import TranscribeOptions
+from model_helpers import tiny_config  # noqa: F401 - a fixture
+from net_helpers import MediaServer, wait_until
+from runpod_api import RunPodAPI
+from runpod_worker.handler import Worker
 
 KEY = "rpa_SECRET0ff1ce4d5e6f7a8b9c0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +62,10 @@ def closed_port() -> int:
 
 
 def failure(excinfo) -> str:
+    """The error's message, checked: no key, no traceback, and the endpoint only as "RunPod endpoint …<last 4>"."""
     msg = str(excinfo.value)
-    assert KEY not in msg and "127.0.0.1" not in msg and "Traceback" not in msg
+    assert KEY not in msg and "Traceback" not in msg
+    assert "http://" not in msg and "/v2/" not in msg and "loopbackep42" not in msg and "downep99" not in msg
     return msg
 
 
@@ -203,8 +214,6 @@ def test_server_refusing_the_size_is_a_too_large_error():
 
 def test_options_are_checked_before_anything_is_sent():
     with RunPodAPI(never_called, api_key=KEY, workers=0) as api:
-        from core.types import TranscribeOptions
-
         with pytest.raises(InputError, match="chunk_seconds"):
             remote(api.url).transcribe("https://example.com/a.mp3", TranscribeOptions(chunk_seconds=1.0))
         assert api.calls == []
@@ -224,3 +233,143 @@ def test_remote_mode_imports_no_model_package():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["RunPod endpoint …wxyz", "[]"]
+
+
+# -- the real worker behind the documented API ---------------------------------------------------------------------
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def speech():
+    """Spoken English (espeak-ng) with a little silence around it: samples and WAV bytes."""
+    samples = np.concatenate([silence(0.3), espeak("Hello there, this is a short test of the remote backend."),
+                              silence(0.3)])
+    return samples, _wav(samples)
+
+
+def _wav(samples) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_audio(Path(tmp) / "speech.wav", samples, SR).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def media(speech):
+    wav = speech[1]
+    with MediaServer() as srv:
+        srv.add_bytes("/speech.wav", wav, "audio/wav")
+        srv.add_trickle("/slow.wav", wav, delay=0.25, piece=len(wav) // 8 + 1)  # about 2 s: progress shows
+        srv.add_trickle("/endless.wav", wav * 50, delay=0.2, piece=4096)  # minutes: a job to cancel
+        srv.add_status("/missing.mp3", 404)
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_config):
+    w = Worker(Pipeline(dataclasses.replace(tiny_config, allow_private_urls=True)))
+    yield w
+    w.close()
+
+
+def direct(worker, job_input: dict):
+    """What the worker answers for the same input when called in-process (no API in between)."""
+    return transcript_from_output(worker.run({"id": "direct-1", "input": job_input}))
+
+
+def same_result(a, b) -> bool:
+    return (a.text, a.language, a.duration, a.segments, a.warnings) == (b.text, b.language, b.duration, b.segments,
+                                                                          b.warnings)
+
+
+def test_job_by_url(worker, media, speech):
+    seen = []
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        transcript = remote(api.url).transcribe(media.url("/slow.wav"), TranscribeOptions(language="English"),
+                                                progress=lambda *a: seen.append(a))
+        (job,) = api.jobs.values()
+    assert parse_job_input(job.input) == JobInput(audio_url=media.url("/slow.wav"), language="English")
+    assert job.execution_timeout_s == 3600  # the client's policy.executionTimeout, RUNPOD_TIMEOUT_S's default
+    assert transcript.duration == pytest.approx(len(speech[0]) / SR, abs=0.05)
+    assert transcript.segments and all(seg.words for seg in transcript.segments)
+    assert same_result(transcript, direct(worker, job.input))
+    assert {"prepare", "endpoint", "worker_transcribe", "worker_total"} <= set(transcript.timings)
+    # The worker's progress came through the status polls: its download in bytes (sent as MB, one decimal).
+    downloads = [(done, total) for stage, done, total in seen if stage == "download"]
+    assert downloads and all(total == pytest.approx(len(speech[1]), abs=0.051e6) for _, total in downloads)
+    assert [s for s, *_ in seen][:2] == ["upload", "upload"]
+
+
+def test_job_by_upload_is_sent_inline_as_opus(worker, speech, tmp_path):
+    path = tmp_path / "take 1.wav"
+    path.write_bytes(speech[1])
+    heard, seen = [], []
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        transcript = remote(api.url).transcribe(str(path), progress=lambda s, *_: seen.append(s),
+                                                on_audio=heard.append)
+        from_bytes = remote(api.url).transcribe(speech[1], filename="take.wav")
+        first, second = api.jobs.values()
+    assert parse_job_input(first.input) == JobInput(audio_base64=first.input["audio_base64"], filename="speech.ogg")
+    sent = base64.b64decode(first.input["audio_base64"])
+    assert sent[:4] == b"OggS" and len(sent) < len(speech[1]) / 8  # Opus, far smaller than the WAV
+    assert len(heard) == 1 and len(heard[0]) == pytest.approx(len(speech[0]), abs=SR * 0.02)
+    (tmp_path / "sent.ogg").write_bytes(sent)
+    assert len(decode_audio(tmp_path / "sent.ogg")) == pytest.approx(len(speech[0]), abs=SR * 0.02)
+    assert transcript.duration == pytest.approx(len(speech[0]) / SR, abs=0.05) and transcript.segments
+    assert same_result(transcript, direct(worker, first.input))
+    assert same_result(from_bytes, transcript)
+    assert second.input.keys() == first.input.keys() and second.input["filename"] == first.input["filename"]
+    assert seen.index("decode") < seen.index("upload")
+
+
+def test_local_paths_are_refused_when_not_allowed(speech, tmp_path):
+    path = tmp_path / "a.wav"
+    path.write_bytes(speech[1])
+    with RunPodAPI(never_called, api_key=KEY) as api:
+        with pytest.raises(InputError):
+            remote(api.url).transcribe(str(path), allow_local=False)
+        assert api.calls == []
+
+
+def test_long_recordings_get_a_lower_bit_rate_then_a_clear_refusal(worker, speech):
+    seconds = len(speech[0]) / SR
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        # Room for about 16 kbit/s: the upload is squeezed below the default 24 kbit/s and still transcribed.
+        squeezed = RemotePipeline(remote(api.url).config, payload_limit=int(16_000 / 8 * seconds * 4 / 3) + 400)
+        transcript = squeezed.transcribe(speech[1])
+        (job,) = api.jobs.values()
+        sent = len(base64.b64decode(job.input["audio_base64"]))
+        assert 12_000 / 8 * seconds < sent < 20_000 / 8 * seconds
+        assert transcript.segments
+        # Room for less than 12 kbit/s: refused before anything is sent, with how much would fit.
+        tight = RemotePipeline(remote(api.url).config, payload_limit=int(6_000 / 8 * seconds * 4 / 3) + 400)
+        with pytest.raises(TooLargeError) as e:
+            tight.transcribe(speech[1])
+        assert len(api.jobs) == 1
+    msg = failure(e)
+    assert f"this recording is {seconds:.0f} s long" in msg and "give its URL instead" in msg
+    fits = float(msg.split("about ")[1].split(" s of speech")[0])
+    assert 0.3 * seconds < fits < 0.6 * seconds  # about half the recording fits at the 12 kbit/s floor
+
+
+def test_failing_job_shows_the_workers_message(worker, media):
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        with pytest.raises(RemoteJobError) as e:
+            remote(api.url).transcribe(media.url("/missing.mp3"))
+        (job,) = api.jobs.values()
+    assert job.status == "FAILED" and isinstance(job.error, str) and job.error
+    assert failure(e) == f"the job failed on the RunPod endpoint …ep42: {job.error}"
+
+
+def test_cancel_a_running_job_stops_the_worker(worker, media):
+    cancel = threading.Event()
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        with pytest.raises(JobCancelled):
+            remote(api.url).transcribe(media.url("/endless.wav"), cancel=cancel,
+                                       progress=lambda stage, *_: stage == "download" and cancel.set())
+        (job,) = api.jobs.values()
+        assert api.ops("cancel") == [job.id] and job.status == "CANCELLED"
+        assert job.worker_done.wait(5)  # the handler's task was stopped, as RunPod's stop signal does
+        # The worker is free again: the next job runs to the end.
+        assert remote(api.url).transcribe(media.url("/speech.wav")).segments

@@ -1,0 +1,177 @@
+"""`python -m bench`: the GPU benchmark of the whole pipeline, the original design beside it, and the targets.
+
+Builds full-size random checkpoints from the manifest, writes speech-like hour-long MP3s (a fresh one per timed pass),
+then times: end to end per file with per-stage times; the original worker's design on the same input; 16 files in
+flight; cold start in fresh processes. Prints a short table last and writes every number to OUT/results.json.
+
+Keep the entry point under `if __name__ == "__main__"`: vLLM may start its engine process by spawn, which re-imports
+the main module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+STEPS = ("e2e", "original", "many", "cold")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench"), help="checkpoints, inputs and outputs go here")
+    p.add_argument("--out", type=Path, default=None, help="results.json goes here (default: WORK)")
+    p.add_argument("--size", choices=("full", "tiny"), default="full", help="random checkpoint size")
+    p.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--minutes", type=float, default=60.0, help="length of each input file")
+    p.add_argument("--passes", type=int, default=2, help="timed end-to-end passes, each on fresh audio")
+    p.add_argument("--files", type=int, default=16, help="files in flight for the aggregate run")
+    p.add_argument("--tokens-per-second", type=float, default=4.0, help="fixed ASR budget (random weights)")
+    p.add_argument("--chunk-seconds", type=float, default=30.0)
+    p.add_argument("--align-batch", type=int, default=32)
+    p.add_argument("--gpu-util", type=float, default=0.55, help="vLLM's share of GPU memory")
+    p.add_argument("--decode-workers", type=int, default=1, help="threads decoding one file (core.audio)")
+    p.add_argument("--prepare-only", action="store_true", help="build checkpoints and inputs, then stop")
+    p.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
+    p.add_argument("--cold-modes", default="cold,cached,eager,small-graphs",
+                   help="cold-start variants (bench.coldstart)")
+    p.add_argument("--vllm-arg", action="append", default=[], metavar="KEY=JSON",
+                   help="extra vllm.LLM keyword (repeatable), e.g. max_num_batched_tokens=16384")
+    return p
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def make_inputs(work: Path, minutes: float, names: list[str], seed0: int) -> list[Path]:
+    """One MP3 per name (reused if already there), each from its own seed: no two passes share audio."""
+    from bench.synth import write_speech_mp3
+
+    work.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, name in enumerate(names):
+        path = work / f"{name}-{minutes:g}min-seed{seed0 + i}.mp3"
+        if not path.exists():
+            t0 = time.perf_counter()
+            write_speech_mp3(path.with_suffix(".part"), minutes * 60, seed0 + i)
+            path.with_suffix(".part").rename(path)
+            log(f"wrote {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+        paths.append(path)
+    return paths
+
+
+def build_checkpoints(args) -> tuple[Path, Path, float]:
+    from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
+
+    root = args.work / f"ckpt-{args.size}"
+    t0 = time.perf_counter()
+    if not (root / "asr" / "model.safetensors").exists():
+        build_asr_checkpoint(root / "asr", size=args.size, device=args.device, rig=False)
+        build_aligner_checkpoint(root / "aligner", size=args.size, device=args.device, rig=False)
+    return root / "asr", root / "aligner", time.perf_counter() - t0
+
+
+def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
+    from bench.pipeline_bench import SpeechRateText
+    from core.align import load_aligner
+    from core.config import config_from_env
+    from core.pipeline import Pipeline
+
+    config = config_from_env(asr_model=str(asr_dir), aligner_model=str(aligner_dir), asr_backend=args.backend,
+                             device=args.device, align_batch_size=args.align_batch, chunk_target_s=args.chunk_seconds,
+                             chunk_max_s=max(args.chunk_seconds, 60.0), vllm_gpu_memory_utilization=args.gpu_util)
+    t0 = time.perf_counter()
+    if args.backend == "vllm":
+        from core.asr.vllm_backend import VllmAsr
+
+        extra = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.vllm_arg)}
+        inner = VllmAsr(config, fixed_tokens_per_second=args.tokens_per_second, llm_kwargs=extra)
+    else:
+        from core.asr.transformers_backend import TransformersAsr
+
+        inner = TransformersAsr(config)
+    t_asr = time.perf_counter() - t0
+    aligner = load_aligner(config)
+    t_all = time.perf_counter() - t0
+    log(f"pipeline ready: ASR {t_asr:.1f} s, aligner {t_all - t_asr:.1f} s")
+    return Pipeline(config, asr=SpeechRateText(inner), aligner=aligner), config, {"asr_load_s": t_asr,
+                                                                                 "aligner_load_s": t_all - t_asr}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    out = args.out or args.work
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
+
+    from bench import report
+    from bench.pipeline_bench import gpu_memory, run_many, run_pass
+
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    asr_dir, aligner_dir, t_ckpt = build_checkpoints(args)
+    results["checkpoints_s"] = t_ckpt
+    log(f"checkpoints in {t_ckpt:.1f} s")
+
+    names = ["warmup"] + [f"pass{i}" for i in range(args.passes)]
+    inputs = make_inputs(args.work / "inputs", args.minutes, names, seed0=1000)
+    warm_input = make_inputs(args.work / "inputs", min(5.0, args.minutes), ["warm"], seed0=999)[0]
+    many_inputs = [] if "many" in skip else make_inputs(args.work / "inputs", args.minutes,
+                                                        [f"many{i:02d}" for i in range(args.files)], seed0=2000)
+    if args.prepare_only:
+        log("inputs ready")
+        return 0
+    if "cold" not in skip:  # first: the children need the GPU memory the pipeline below would hold
+        from bench.coldstart import run_modes
+
+        results["cold"] = run_modes(asr_dir, aligner_dir, args.cold_modes.split(","), args.work / "cold",
+                                    args.gpu_util)
+    results["cpu"] = report.cpu_stages(inputs[0], args.chunk_seconds)
+    log(f"CPU stages on {inputs[0].name}: {json.dumps({k: round(v, 3) for k, v in results['cpu'].items()})}")
+
+    pipeline, config, load = build_pipeline(args, asr_dir, aligner_dir)
+    results["load"] = load
+    outputs = args.work / "outputs"
+    outputs.mkdir(exist_ok=True)
+    warm = run_pass(pipeline, warm_input, outputs, "warm")
+    log(f"warm-up pass: {warm.total_s:.2f} s for {warm.audio_s:.0f} s of audio")
+    run_pass(pipeline, inputs[0], outputs, "warmup")
+    passes = []
+    if "e2e" not in skip:
+        for path, name in zip(inputs[1:], names[1:]):
+            r = run_pass(pipeline, path, outputs, name)
+            passes.append(r)
+            log(f"{name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
+                f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}")
+    results["passes"] = [report.as_dict(r) for r in passes]
+    results["gpu_memory"] = gpu_memory()
+
+    if "original" not in skip and passes:
+        from bench.original import ToolkitAligner, run_original
+
+        toolkit = ToolkitAligner(str(aligner_dir), device=args.device, model=pipeline.aligner.model)
+        run_original(warm_input, pipeline.asr, toolkit, outputs)  # its own shapes warmed up
+        orig = run_original(inputs[1], pipeline.asr, toolkit, outputs)
+        results["original"] = orig
+        log(f"original design on {inputs[1].name}: {json.dumps({k: round(v, 3) for k, v in orig.items()})}")
+
+    if "many" not in skip and many_inputs:
+        wall, many = run_many(pipeline, many_inputs, outputs)
+        results["many"] = {"files": len(many), "wall_s": wall, "audio_s": sum(r.audio_s for r in many),
+                           "per_file_s": [r.total_s for r in many]}
+        log(f"{len(many)} files in flight: {wall:.2f} s, aggregate RTFx {results['many']['audio_s'] / wall:.0f}")
+
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    print(report.summary(results), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

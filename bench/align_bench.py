@@ -1,0 +1,70 @@
+"""The aligner alone on the GPU: core.align (head on <timestamp> positions) by batch size, and the toolkit's way.
+
+An hour of synthetic speech cut in 30 s chunks (120 of them) with speaking-rate filler text, aligned whole, twice
+per setting (the second time is reported); then the original design's 270 s chunks through the full-logits path.
+
+    python -m bench.align_bench ALIGNER_DIR [--batches 8,32,64,120]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.align_bench", description=__doc__.splitlines()[0])
+    p.add_argument("aligner_dir")
+    p.add_argument("--batches", default="8,32,64,120")
+    p.add_argument("--minutes", type=float, default=60.0)
+    args = p.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from bench.original import ToolkitAligner
+    from bench.pipeline_bench import filler_text
+    from bench.synth import synth_speech
+    from core.align import Aligner
+    from core.config import config_from_env
+    from core.types import SAMPLE_RATE, AlignRequest
+
+    audio = synth_speech(args.minutes * 60, seed=77)
+    rng = np.random.default_rng(1)
+    results: dict[str, float] = {}
+
+    def timed(fn):
+        fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    step = 30 * SAMPLE_RATE
+    reqs = [AlignRequest(audio[i:i + step], filler_text(len(audio[i:i + step]) / SAMPLE_RATE, rng), "English")
+            for i in range(0, len(audio), step)]
+    aligner = None
+    for b in [int(x) for x in args.batches.split(",")]:
+        aligner = Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=b)) \
+            if aligner is None else aligner
+        aligner.config = config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=b)
+        torch.cuda.reset_peak_memory_stats()
+        results[f"core.align 30s x{len(reqs)} batch {b}"] = timed(lambda: aligner.align(reqs))
+        results[f"core.align batch {b} peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
+        print(json.dumps(results), flush=True)
+
+    big = 270 * SAMPLE_RATE
+    pieces = [audio[i:i + big] for i in range(0, len(audio), big)]
+    texts = [filler_text(len(x) / SAMPLE_RATE, rng) for x in pieces]
+    toolkit = ToolkitAligner(args.aligner_dir, device="cuda", model=aligner.model)
+    torch.cuda.reset_peak_memory_stats()
+    results[f"toolkit full logits 270s x{len(pieces)} batch 32"] = timed(lambda: toolkit.align(pieces, texts))
+    results["toolkit peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
+    print("ALIGN_BENCH " + json.dumps(results), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

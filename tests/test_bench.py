@@ -1,0 +1,230 @@
+"""The benchmark's CPU parts: input synthesis, the original design's chunker, the 4-tokens budget, the tables, and one
+real pass of the pipeline on tiny checkpoints. Timings are never asserted here."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bench import synth
+from bench.original import toolkit_chunks, toolkit_words
+from bench.pipeline_bench import FirstResult, SpeechRateText, filler_text, format_table, rtfx
+from bench.report import summary
+from core.asr.vllm_backend import GroupCommit, fixed_token_budget, to_chunk_text
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText
+
+
+# ---- input synthesis -------------------------------------------------------------------------------------------
+
+def test_synth_has_the_asked_length_and_real_pauses():
+    x = synth.synth_speech(40.0, seed=1)
+    assert x.dtype == np.float32 and len(x) == 40 * synth.SYNTH_RATE
+    quiet, longest = synth.pause_fraction(x)
+    assert 0.05 < quiet < 0.5  # mostly talk, with pauses
+    assert longest >= 0.3  # at least one pause long enough to cut at
+    assert np.abs(x).max() > 0.1  # not silence
+
+
+def test_synth_is_fresh_per_seed_and_repeatable():
+    a, b, c = synth.synth_speech(5, 1), synth.synth_speech(5, 2), synth.synth_speech(5, 1)
+    assert np.array_equal(a, c)
+    assert not np.array_equal(a, b)
+
+
+def test_mp3_segments_join_into_one_decodable_file(tmp_path):
+    from core.audio import decode_audio
+
+    path = synth.write_speech_mp3(tmp_path / "talk.mp3", 21.0, seed=3, segment_s=8.0, workers=1)
+    audio = decode_audio(path)
+    # each joined segment adds the encoder's delay and padding (a few tens of ms)
+    assert 21.0 <= len(audio) / SAMPLE_RATE <= 21.0 + 3 * 0.1
+    quiet, longest = synth.pause_fraction(audio)
+    assert quiet > 0.05 and longest >= 0.3
+
+
+def test_synthetic_talk_counts_as_speech_for_the_pipeline(tmp_path):
+    from core.chunking import plan_chunks, speech_flags
+
+    audio = synth.synth_speech(90.0, seed=5)
+    chunks = plan_chunks(audio, target_s=30.0, max_s=60.0)
+    flags = speech_flags(audio, chunks)
+    assert len(chunks) >= 2 and all(flags)
+
+
+# ---- the 4-tokens budget -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seconds,rate,expected", [(30.0, 4.0, 120), (270.0, 4.0, 1080), (2.6, 4.0, 11),
+                                                   (0.01, 4.0, 1), (29.99, 4.0, 120), (10.0, 2.5, 25)])
+def test_fixed_token_budget(seconds, rate, expected):
+    assert fixed_token_budget(seconds, rate) == expected
+
+
+def test_vllm_module_imports_without_vllm():
+    import importlib.util
+
+    import core.asr.vllm_backend as vb
+
+    assert vb.VllmAsr is vb.VllmAsrBackend
+    if importlib.util.find_spec("vllm") is None:
+        import sys
+
+        assert "vllm" not in sys.modules
+
+
+def test_answer_parsing_matches_the_shared_rules():
+    assert to_chunk_text("language English<asr_text>hello there", None, False) == ChunkText("English", "hello there")
+    assert to_chunk_text("hello", "French", True) == ChunkText("French", "hello", truncated=True)
+    looped = to_chunk_text("language German<asr_text>" + "ja " * 60, None, False)
+    assert looped.truncated and len(looped.text) < 20
+
+
+# ---- concurrent jobs share the engine ---------------------------------------------------------------------------
+
+def test_group_commit_batches_waiting_callers_and_keeps_order():
+    calls = []
+    gate = threading.Event()
+
+    def run(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            gate.wait(5)  # hold the engine while the others queue up
+        return [i * 10 for i in items]
+
+    batcher = GroupCommit(run)
+    out = {}
+    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([0, 1])))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [threading.Thread(target=lambda k=k: out.__setitem__(k, batcher.submit([k * 100, k * 100 + 1])))
+              for k in range(1, 6)]
+    for t in others:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert out[0] == [0, 10]
+    assert all(out[k] == [k * 1000, k * 1000 + 10] for k in range(1, 6))
+    assert len(calls) == 2 and len(calls[1]) == 10  # the five waiting callers went in one call
+
+
+def test_group_commit_hands_the_error_to_every_caller_of_the_batch():
+    def run(items):
+        raise RuntimeError("engine died")
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        GroupCommit(run).submit([1])
+
+
+# ---- the original design's pieces -------------------------------------------------------------------------------
+
+def test_toolkit_chunks_tile_the_audio_and_cut_in_the_quiet():
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(700 * SAMPLE_RATE) * 0.1).astype(np.float32)
+    quiet_at = [267.0, 535.0]  # a 0.3 s gap inside each search window (the 2nd: 270 s after the 1st cut)
+    for q in quiet_at:
+        audio[int(q * SAMPLE_RATE):int((q + 0.3) * SAMPLE_RATE)] = 0.0
+    chunks = toolkit_chunks(audio)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert chunks[0].start == 0 and chunks[-1].end == len(audio)
+    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(c.duration <= 270.0 for c in chunks)
+    for c, q in zip(chunks, quiet_at):
+        assert q <= c.end / SAMPLE_RATE <= q + 0.3
+
+
+def test_toolkit_words_keep_letters_digits_and_apostrophes():
+    assert toolkit_words("Don't stop, 42 times -- ok!") == ["Don't", "stop", "42", "times", "ok"]
+
+
+# ---- filler text -------------------------------------------------------------------------------------------------
+
+def test_filler_text_has_speaking_rate_short_words():
+    text = filler_text(60.0, np.random.default_rng(0))
+    words = text.split()
+    assert len(words) == 150
+    letters = [sum(ch.isalpha() for ch in w) for w in words]
+    assert set(letters) <= {1, 2} and 1.2 < np.mean(letters) < 1.4
+    assert text.endswith(".")
+
+
+def test_speech_rate_text_keeps_the_inner_backends_flags():
+    class Inner:
+        def describe(self):
+            return "inner"
+
+        def transcribe(self, requests, progress=None):
+            return [ChunkText("", "", truncated=i == 1) for i in range(len(requests))]
+
+    wrapped = SpeechRateText(Inner(), words_per_second=2.0)
+    out = wrapped.transcribe([AsrRequest(np.zeros(SAMPLE_RATE * 10, np.float32))] * 2)
+    assert [len(c.text.split()) for c in out] == [20, 20]
+    assert [c.truncated for c in out] == [False, True] and out[0].language == "English"
+
+
+# ---- tables ------------------------------------------------------------------------------------------------------
+
+def test_format_table_is_markdown_with_padded_columns():
+    table = format_table(["a", "value"], [["x", "1.00 s"], ["long name", "2"]])
+    assert table.splitlines() == ["| a         | value  |", "|-----------|--------|",
+                                  "| x         | 1.00 s |", "| long name | 2      |"]
+
+
+def test_summary_puts_each_number_beside_its_target():
+    results = {
+        "passes": [{"total_s": 4.0, "rtfx": 900.0, "stages": {"decode": 1.0, "transcribe": 2.0, "align": 0.5},
+                    "first_result_s": 3.5, "asr_stats": {"generated_tokens": 14400, "requests": 120}},
+                   {"total_s": 6.0, "rtfx": 600.0, "stages": {}, "first_result_s": None}],
+        "original": {"total": 25.0, "asr": 8.0},
+        "many": {"files": 16, "wall_s": 24.0, "audio_s": 16 * 3600.0},
+        "cold": {"eager": {"ready_s": 31.5, "first_job_s": 33.0}},
+    }
+    lines = summary(results).splitlines()
+    row = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]] for ln in lines[2:]}
+    assert row["end to end, 60 min file (best of 2)"] == ["4.00 s", "RTFx 900", "<= 3 s"]
+    assert row["GPU stages (ASR + align)"][0] == "2.50 s"
+    assert row["ASR tokens/s (generated)"][0] == "7200"
+    assert row["original design, same input"][1] == "ratio 5.0x"  # against the median of the passes (5 s)
+    assert row["16 files in flight"][1] == "aggregate RTFx 2400"
+    assert row["cold start: eager"][:2] == ["31.50 s", "first job 33.00 s"]
+
+
+def test_rtfx():
+    assert rtfx(3600.0, 2.0) == 1800.0
+
+
+# ---- one real pass on tiny checkpoints ---------------------------------------------------------------------------
+
+def test_a_pass_writes_json_and_srt_with_word_times(tmp_path):
+    from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
+    from bench.pipeline_bench import run_pass
+    from core.align import load_aligner
+    from core.asr.transformers_backend import TransformersAsr
+    from core.config import config_from_env
+    from core.pipeline import Pipeline
+
+    config = config_from_env(asr_model=str(build_asr_checkpoint(tmp_path / "asr")),
+                             aligner_model=str(build_aligner_checkpoint(tmp_path / "aligner")), device="cpu",
+                             asr_backend="transformers", max_tokens_per_second=2.0)
+    pipeline = Pipeline(config, asr=SpeechRateText(TransformersAsr(config)), aligner=load_aligner(config))
+    path = synth.write_speech_mp3(tmp_path / "in.mp3", 12.0, seed=9, workers=1)
+    result = run_pass(pipeline, path, tmp_path / "out", "job")
+    data = json.loads((tmp_path / "out" / "job.json").read_text())
+    assert (tmp_path / "out" / "job.srt").read_text().startswith("1\n")
+    assert result.words == sum(len(s["words"]) for s in data["segments"]) == 30  # 2.5 words/s x 12 s
+    assert {"decode", "chunk", "transcribe", "align", "merge", "write"} <= set(result.stages)
+    assert result.first_result_s is not None and result.first_result_s <= result.total_s
+    assert 11.9 < result.audio_s < 12.3
+
+
+def test_first_result_ignores_other_stages():
+    first = FirstResult()
+    first("decode", 1, 1)
+    first("transcribe", 0, 5)
+    assert first.at is None
+    first("transcribe", 2, 5)
+    assert first.at is not None

@@ -228,12 +228,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _forward
 
 
-def too_large(max_bytes: int) -> TooLargeError:
-    """The error for a download past MAX_DOWNLOAD_BYTES, worded the same wherever the cap is hit."""
+def too_large(max_bytes: int, what: str = "download") -> TooLargeError:
+    """The error for input past MAX_DOWNLOAD_BYTES, worded the same wherever the cap is hit."""
     size, unit = float(max_bytes), "bytes"
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             break
         size /= 1024
     shown = f"{max_bytes} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-    return TooLargeError(f"the download is larger than the limit of {shown} (MAX_DOWNLOAD_BYTES)")
+    return TooLargeError(f"the {what} is too large: the limit is {shown} (MAX_DOWNLOAD_BYTES)")

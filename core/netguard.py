@@ -60,6 +60,13 @@ _BLOCKED_NETWORKS = [(ipaddress.ip_network(net), why) for net, why in (
     ("ff00::/8", "a multicast address"),
 )]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The Fetch standard's "bad ports": services that speak other protocols (mail, SSH, DNS...), which an http request
+# could be abused to poke at. Browsers refuse them too.
+BAD_PORTS = frozenset({1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102,
+                       103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465,
+                       512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993,
+                       995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+                       6668, 6669, 6679, 6697, 10080})
 
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
@@ -151,6 +158,8 @@ def check_url(url: str, *, allow_private: bool = False) -> Target:
         raise InputError("the URL is malformed (bad host or port)") from None
     host, ip = _normalize_host(raw_host)
     if not allow_private:
+        if port in BAD_PORTS:
+            raise BlockedURLError(f"port {port} is used by other services and cannot be fetched over http(s)")
         if ip is not None and (why := address_problem(ip)):
             raise BlockedURLError(f"{host} is {why}; only public addresses can be fetched")
         if ip is None and (host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")):

@@ -108,7 +108,7 @@ def decode_base64_audio(data: str, *, max_bytes: int) -> bytes:
     if not text:
         raise InputError("the base64 audio is empty")
     if len(text) * 3 // 4 > max_bytes + 2:
-        raise too_large(max_bytes)
+        raise too_large(max_bytes, "audio data")
     if "-" in text or "_" in text:
         text = text.replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
@@ -119,7 +119,7 @@ def decode_base64_audio(data: str, *, max_bytes: int) -> bytes:
     if not out:
         raise InputError("the base64 audio is empty")
     if len(out) > max_bytes:
-        raise too_large(max_bytes)
+        raise too_large(max_bytes, "audio data")
     return out
 
 

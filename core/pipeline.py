@@ -21,6 +21,7 @@ from .types import (SAMPLE_RATE, AlignRequest, AsrRequest, ChunkText, Progress, 
                     no_progress)
 
 log = logging.getLogger("core")
+_LOAD = object()  # "load from the configuration" (None means "no aligner")
 
 
 class _Timer:
@@ -41,13 +42,14 @@ class _Timer:
 class Pipeline:
     """Loads the ASR backend and the aligner once; `transcribe` is safe to call for job after job."""
 
-    def __init__(self, config: Config | None = None, *, asr=None, aligner=None) -> None:
+    def __init__(self, config: Config | None = None, *, asr=None, aligner=_LOAD) -> None:
+        """`asr`/`aligner` inject already-loaded models (tests, benchmarks); `aligner=None` disables alignment."""
         from .align import load_aligner
         from .asr import load_asr_backend
 
         self.config = config or get_config()
         self.asr = asr if asr is not None else load_asr_backend(self.config)
-        self.aligner = aligner if aligner is not None else load_aligner(self.config)
+        self.aligner = load_aligner(self.config) if aligner is _LOAD else aligner
 
     def describe(self) -> str:
         """One line for the UI: which models run where."""

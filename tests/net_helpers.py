@@ -85,6 +85,9 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _RequestHandler)
 
+    def handle_error(self, request, client_address) -> None:  # clients that hang up or fail TLS are expected
+        pass
+
 
 def _head(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str]) -> None:
     h.send_response(status)
@@ -121,7 +124,9 @@ class MediaServer:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls)
             ctx.sni_callback = lambda sock, name, _ctx: self.sni.append(name)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            # handshake in the handler thread, so a client that stalls in TLS cannot block the accept loop
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 

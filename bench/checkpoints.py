@@ -10,8 +10,8 @@ Init: norm weights ones, biases zeros, the rest N(0, 0.02).
 
 rig=True makes the random models behave just enough for the code downstream to see real output:
 
-* ASR, a bigram chain. The tokens of `RIG_CHAIN` ("\\n", "language", " English", "<asr_text>", the words of
-  `RIG_TEXT`, "<|im_end|>") each own one embedding dimension (value 1; other tokens only have noise there). In the
+* ASR, a bigram chain. The chain tokens ("\\n", "language", " English", "<asr_text>", the pieces of
+  `RIG_TEXT`, "<|im_end|>") each own one embedding dimension (value 100; other tokens only have noise there). In the
   last decoder layer, MLP neuron i fires only on chain token i's dimension and writes token i+1's dimension, much
   stronger. The final norm keeps only the chain dimensions, so the tied head's argmax after chain token i is token
   i+1. A prompt ends in "\\n" (or "<asr_text>" when the language is forced), so greedy decoding writes
@@ -190,6 +190,7 @@ RIG_TEXT = "The quick brown fox jumps over a lazy dog. Small birds sing in tall 
 RIG_WORDS = RIG_TEXT.split()
 RIG_STEP_CLASSES = 2  # the aligner rig's m: classes per <timestamp> seen
 RIG_STEP_S = RIG_STEP_CLASSES * TIMESTAMP_SEGMENT_MS / 1000
+_RIG_SCALE = 100.0
 
 
 def _byte_symbols() -> list[str]:
@@ -320,11 +321,11 @@ def _rig_asr(t: dict[str, torch.Tensor], d: Dims, vocab: dict[str, int]) -> None
     dims = list(range(len(chain)))  # chain token i owns embedding dimension i
     for i, tok in enumerate(chain):
         emb[tok, dims] = 0.0
-        emb[tok, i] = 1.0
+        emb[tok, i] = _RIG_SCALE  # far above the noise 28 random layers add to the residual (about 4 per dim)
         gate[i], up[i], down[:, i] = 0.0, 0.0, 0.0
         gate[i, i] = up[i, i] = 1.0  # fires on token i's dimension (about sqrt(hidden) after the norm)
         if i + 1 < len(chain):
-            down[i + 1, i] = 1.0  # and writes token i+1's, about hidden/1 times stronger than token i's own
+            down[i + 1, i] = _RIG_SCALE  # and writes token i+1's, about `hidden` times stronger than token i's
     norm = t["thinker.model.norm.weight"]
     norm.zero_()
     norm[dims] = 1.0

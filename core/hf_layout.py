@@ -100,24 +100,25 @@ def resolve_device(config: Config):
 
 
 def _load(cls, model_id: str, key_mapping: dict, device: str, dtype, what: str, *, aligner: bool):
-    official = read_json(model_id, "config.json")
-    if official is None:
-        raise ModelError(f"the {what} model has no config.json; check {what.upper()}_MODEL")
-    # The renames only match official names, so they are harmless on an -hf checkpoint and also fix one saved by
-    # `save_pretrained` after such a load (transformers writes the source names back).
-    kwargs = {"dtype": dtype, "output_loading_info": True, "key_mapping": key_mapping}
-    if is_official_layout(official):
-        kwargs["config"] = hf_config(official, aligner=aligner)
+    env = f"{what.upper()}_MODEL"
     try:
+        official = read_json(model_id, "config.json")
+        if official is None:
+            raise ModelError(f"the {what} model has no config.json; check {env}")
+        # The renames only match official names, so they are harmless on an -hf checkpoint, and they also fix one
+        # written by `save_pretrained` after such a load (transformers writes the source names back).
+        kwargs = {"dtype": dtype, "output_loading_info": True, "key_mapping": key_mapping}
+        if is_official_layout(official):
+            kwargs["config"] = hf_config(official, aligner=aligner)
         model, info = cls.from_pretrained(model_id, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         log.exception("loading %s model %s failed", what, model_id)
-        raise ModelError(f"could not load the {what} model ({type(e).__name__}); check {what.upper()}_MODEL") from e
+        raise ModelError(f"could not load the {what} model ({type(e).__name__}); check {env}") from e
     # A tensor left at its random init would load "fine" and transcribe garbage: refuse instead.
     bad = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + [str(k) for k in info["mismatched_keys"]]
     if bad:
         log.error("%s model %s: missing/unexpected/mismatched tensors: %s", what, model_id, bad[:20])
-        raise ModelError(f"the {what} model's weights do not match its architecture; check {what.upper()}_MODEL")
+        raise ModelError(f"the {what} model's weights do not match its architecture; check {env}")
     return model.to(device).eval()
 
 

@@ -193,3 +193,11 @@ def test_missing_tensor_is_refused(tiny_asr_dir, tiny_config, tmp_path):
     with pytest.raises(ModelError) as err:
         TransformersAsr(dataclasses.replace(tiny_config, asr_model=str(broken)))
     assert str(tmp_path) not in str(err.value)
+
+
+def test_unknown_model_is_a_model_error_without_the_path(tiny_config, tmp_path):
+    from core.asr.transformers_backend import TransformersAsr
+
+    with pytest.raises(ModelError) as err:
+        TransformersAsr(dataclasses.replace(tiny_config, asr_model=str(tmp_path / "no-such-model")))
+    assert "ASR_MODEL" in str(err.value) and str(tmp_path) not in str(err.value)

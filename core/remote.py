@@ -98,6 +98,10 @@ def endpoint_base(value: str) -> str:
     return value
 
 
+def _is_url(source) -> bool:
+    return isinstance(source, str) and source.strip().lower().startswith(("http://", "https://"))
+
+
 def _span(seconds: float) -> str:
     """'95 min' or '40 s': how long a recording is, for messages."""
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
@@ -149,19 +153,28 @@ class RemotePipeline:
         t0 = time.perf_counter()
         body = self._request_body(source, options, progress, filename, allow_local, on_audio)
         timings = {"prepare": round(time.perf_counter() - t0, 4)}
+        # A URL goes to the worker as it is; a player still wants the audio, so fetch a copy here meanwhile.
+        player = _PlayerCopy(self, source, on_audio) if on_audio is not None and _is_url(source) else None
 
         t1 = time.perf_counter()
-        with requests.Session() as session:
-            if self.config.runpod_api_key:
-                session.headers["Authorization"] = f"Bearer {self.config.runpod_api_key}"
-            job_id = self._submit(session, body, progress)
-            output = self._wait(session, job_id, progress, cancel, deadline=t1 + self.config.runpod_timeout_s)
+        try:
+            with requests.Session() as session:
+                if self.config.runpod_api_key:
+                    session.headers["Authorization"] = f"Bearer {self.config.runpod_api_key}"
+                job_id = self._submit(session, body, progress)
+                output = self._wait(session, job_id, progress, cancel, deadline=t1 + self.config.runpod_timeout_s)
+        except BaseException:
+            if player is not None:
+                player.abandon()
+            raise
         try:
             transcript = transcript_from_output(output)
         except (InputError, TypeError, KeyError, ValueError):
             raise RemoteJobError(f"the {self.name} returned something that is not a transcript; is it running "
                                  "this project's worker image?") from None
         timings["endpoint"] = round(time.perf_counter() - t1, 4)
+        if player is not None:
+            player.finish()
         transcript.timings = {**timings, **{f"worker_{k}": v for k, v in transcript.timings.items()}}
         return transcript
 
@@ -179,7 +192,7 @@ class RemotePipeline:
             parse_job_input(payload)  # the worker's own validation, here, before anything is sent
             return json.dumps({"input": payload, "policy": policy}).encode()
 
-        if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
+        if _is_url(source):
             data = body(JobInput(audio_url=source.strip(), **common))
             if len(data) > self.payload_limit:
                 raise TooLargeError(f"the request is larger than RunPod's {self.payload_limit / 1e6:g} MB limit")
@@ -364,3 +377,44 @@ class RemotePipeline:
             log.info("RunPod job %s: cancel answered HTTP %d", job_id, resp.status_code)
         except requests.RequestException as e:
             log.warning("RunPod job %s: cancel request failed (%s)", job_id, type(e).__name__)
+
+
+class _Stopped(Exception):
+    """Ends the player's copy early: the job it was for has failed or been cancelled."""
+
+
+class _PlayerCopy:
+    """The audio of a URL job, fetched and decoded here (with this side's own guards) for `on_audio`, the player.
+
+    It runs beside the remote job and never fails it: if the copy cannot be had (the site refuses this machine,
+    the file is too large here), the transcript still arrives and the player goes without sound.
+    """
+
+    def __init__(self, remote: RemotePipeline, url: str, on_audio) -> None:
+        self.remote, self.url, self.on_audio = remote, url, on_audio
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="player-copy", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            samples = self.remote._decode(self.url, None, False, self._progress)
+            if not self.stop.is_set():
+                self.on_audio(samples)
+        except _Stopped:
+            pass
+        except CoreError as e:
+            log.warning("no audio for the player: %s", e)
+        except Exception:
+            log.exception("no audio for the player: fetching the URL here failed")
+
+    def _progress(self, stage, done, total) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+
+    def finish(self) -> None:
+        """Wait for the copy (it is bounded by the download limits), so the caller has the audio on return."""
+        self.thread.join()
+
+    def abandon(self) -> None:
+        self.stop.set()

@@ -7,8 +7,10 @@ runs with DEBUG logging captured, and the API key must appear in no log line, no
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -55,7 +57,8 @@ def never_called(job):
     raise AssertionError("no job should reach a worker in this test")
 
 
-def closed_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -106,7 +109,7 @@ def test_progress_messages(message, expected):
 
 def test_endpoint_down():
     with pytest.raises(RemoteJobError) as e:
-        remote(f"http://127.0.0.1:{closed_port()}/v2/downep99").transcribe("https://example.com/a.mp3")
+        remote(f"http://127.0.0.1:{free_port()}/v2/downep99").transcribe("https://example.com/a.mp3")
     assert "cannot reach the RunPod endpoint …ep99" in failure(e)
 
 
@@ -284,11 +287,13 @@ def same_result(a, b) -> bool:
 
 
 def test_job_by_url(worker, media, speech):
-    seen = []
+    seen, heard = [], []
     with RunPodAPI(worker.handle, api_key=KEY) as api:
-        transcript = remote(api.url).transcribe(media.url("/slow.wav"), TranscribeOptions(language="English"),
-                                                progress=lambda *a: seen.append(a))
+        client = remote(api.url, allow_private_urls=True)  # lets the player's copy reach the loopback server
+        transcript = client.transcribe(media.url("/slow.wav"), TranscribeOptions(language="English"),
+                                       progress=lambda *a: seen.append(a), on_audio=heard.append)
         (job,) = api.jobs.values()
+    assert media.paths_seen().count("/slow.wav") == 2  # the worker's download and the player's copy
     assert parse_job_input(job.input) == JobInput(audio_url=media.url("/slow.wav"), language="English")
     assert job.execution_timeout_s == 3600  # the client's policy.executionTimeout, RUNPOD_TIMEOUT_S's default
     assert transcript.duration == pytest.approx(len(speech[0]) / SR, abs=0.05)
@@ -299,6 +304,17 @@ def test_job_by_url(worker, media, speech):
     downloads = [(done, total) for stage, done, total in seen if stage == "download"]
     assert downloads and all(total == pytest.approx(len(speech[1]), abs=0.051e6) for _, total in downloads)
     assert [s for s, *_ in seen][:2] == ["upload", "upload"]
+    # The player got its own copy of the audio, fetched on this side while the worker transcribed.
+    assert len(heard) == 1 and len(heard[0]) == pytest.approx(len(speech[0]), abs=SR * 0.02)
+
+
+def test_player_copy_refused_here_still_gives_the_transcript(worker, media, caplog):
+    heard = []
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        # This side blocks loopback URLs (the default) though the worker may fetch them: no sound, same transcript.
+        transcript = remote(api.url).transcribe(media.url("/speech.wav"), on_audio=heard.append)
+    assert transcript.segments and heard == []
+    assert "no audio for the player" in caplog.text
 
 
 def test_job_by_upload_is_sent_inline_as_opus(worker, speech, tmp_path):
@@ -373,3 +389,137 @@ def test_cancel_a_running_job_stops_the_worker(worker, media):
         assert job.worker_done.wait(5)  # the handler's task was stopped, as RunPod's stop signal does
         # The worker is free again: the next job runs to the end.
         assert remote(api.url).transcribe(media.url("/speech.wav")).segments
+
+
+def test_client_process_transcribes_without_any_model_package(worker, media, speech, tmp_path):
+    """A client process (the Space in RunPod mode) runs whole jobs, by URL and by upload, and never imports torch."""
+    path = tmp_path / "take.wav"
+    path.write_bytes(speech[1])
+    code = (
+        "import sys\n"
+        "from core.config import config_from_env\n"
+        "from core.remote import RemotePipeline\n"
+        "p = RemotePipeline(config_from_env())\n"
+        "for source in sys.argv[1:]:\n"
+        "    print(len(p.transcribe(source).segments))\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'silero_vad') if m in sys.modules))\n"
+    )
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ASR_BACKEND": "runpod",
+               "RUNPOD_ENDPOINT_URL": api.url, "RUNPOD_API_KEY": KEY}
+        out = subprocess.run([sys.executable, "-c", code, media.url("/speech.wav"), str(path)], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert len(api.jobs) == 2
+    assert out.returncode == 0, out.stderr[-2000:]
+    *counts, imported = out.stdout.splitlines()
+    assert imported == "[]" and len(counts) == 2 and all(int(c) > 0 for c in counts)
+    assert KEY not in out.stdout + out.stderr
+
+
+# -- the SDK's local API (python -m runpod_worker --rp_serve_api) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sdk_api(tiny_config, tmp_path_factory):
+    """The worker serving the SDK's local test API on loopback; yields its base URL (no /v2/<id> there)."""
+    port, tmp = free_port(), tmp_path_factory.mktemp("sdk-worker")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    env.update(ASR_MODEL=tiny_config.asr_model, ALIGNER_MODEL=tiny_config.aligner_model, ASR_BACKEND="transformers",
+               DEVICE="cpu", ALLOW_PRIVATE_URLS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    log_path = tmp / "worker.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "runpod_worker", "--rp_serve_api", "--rp_api_port", str(port),
+                                 "--rp_api_host", "127.0.0.1"], cwd=tmp, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(base + "/openapi.json") or proc.poll() is not None, timeout=90)
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        yield base
+    finally:
+        stop(proc)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_sdk_local_api(sdk_api, media, speech, caplog):
+    """The client works against the SDK's local API: no endpoint id in the path, /status answered to POST only."""
+    client = remote(sdk_api, key="any-key-works-here")
+    assert client.describe() == f"RunPod endpoint …{sdk_api[-4:]}"
+    stages = []
+    by_url = client.transcribe(media.url("/speech.wav"), progress=lambda s, *_: stages.append(s))
+    by_upload = client.transcribe(speech[1])
+    for transcript in (by_url, by_upload):
+        assert transcript.duration == pytest.approx(len(speech[0]) / SR, abs=0.05) and transcript.segments
+    assert set(stages) == {"upload"}  # that API shows no queue and no worker progress
+    assert "answers POST only" in caplog.text
+
+
+# -- the web app in RunPod mode ------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def running_app(tmp_path, endpoint_url: str, key: str):
+    """`python app.py` with ASR_BACKEND=runpod on a free loopback port; yields (base URL, log path)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "ASR_", "ALIGNER_"))}
+    # ALLOW_PRIVATE_URLS: the app fetches its own copy of a link's audio for the player, from the loopback server.
+    env.update(ASR_BACKEND="runpod", RUNPOD_ENDPOINT_URL=endpoint_url, RUNPOD_API_KEY=key, PORT=str(port),
+               ALLOW_PRIVATE_URLS="1", LOG_LEVEL="DEBUG", GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(ROOT),
+               PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "app.log"
+    with open(log_path, "w") as log:  # -X importtime lists every module the app imports, on stderr
+        proc = subprocess.Popen([sys.executable, "-X", "importtime", str(ROOT / "app.py")], cwd=tmp_path, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(base + "/config") or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None and _answers(base + "/config"), log_path.read_text()[-3000:]
+        yield base, log_path
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("api_kind", ["documented API", "SDK local API"])
+def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_path):
+    """`ASR_BACKEND=runpod python app.py`: jobs through gradio_client come back with segments and four files."""
+    from gradio_client import Client, handle_file
+
+    wav = tmp_path / "interview.wav"
+    wav.write_bytes(speech[1])
+    form = dict(language="Auto-detect", context="", word_timestamps=True, chunk_seconds=30)
+    with contextlib.ExitStack() as stack:
+        api = stack.enter_context(RunPodAPI(worker.handle, api_key=KEY)) if api_kind == "documented API" else None
+        base, log_path = stack.enter_context(running_app(tmp_path, api.url if api else sdk_api, KEY))
+        page_config = requests.get(base + "/config", timeout=10).text
+        client = Client(base, verbose=False, download_files=str(tmp_path / "downloads"))
+        results = [client.predict(handle_file(str(wav)), None, "", *form.values(), "upload", api_name="/transcribe"),
+                   client.predict(None, None, media.url("/speech.wav"), *form.values(), "link",
+                                  api_name="/transcribe")]
+        if api is not None:
+            sent = [set(job.input) & {"audio_url", "audio_base64"} for job in api.jobs.values()]
+            assert sent == [{"audio_base64"}, {"audio_url"}]
+    app_log = log_path.read_text()
+    assert KEY not in app_log and KEY not in page_config
+    assert f"RunPod endpoint …{(api.url if api else sdk_api)[-4:]}" in page_config  # where transcription runs
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in app_log.splitlines()
+                if line.startswith("import time:")}
+    assert "gradio" in imported and not imported & {"torch", "transformers", "vllm", "silero_vad"}
+    for value, files, status in results:
+        segments = value["transcript"]["segments"]
+        assert segments and all(seg["words"] for seg in segments) and value["audio"]
+        assert sorted(Path(f).suffix for f in files) == [".json", ".srt", ".txt", ".vtt"]
+        assert all(Path(f).stat().st_size > 0 for f in files)
+        assert "English" in status

@@ -60,19 +60,10 @@ _PROGRESS_TEXT = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(\d+(?:\.\d+)?)(?:\s*/\s*(\d
 
 
 def parse_progress(value) -> tuple[str, float, float | None] | None:
-    """The worker's progress message as (stage, done, total): "transcribe 3/12", "download 4.2/31.5" (MB), "decode",
-    or a dict with those keys.
-
-    Anything else is None (ignored): progress is a courtesy and never fails a job.
+    """The worker's progress message (runpod_worker.handler.format_progress) as (stage, done, total):
+    "transcribe 3/12", "download 4.2/31.5" (MB), "decode 1/1". Anything else is None: progress never fails a job.
     """
-    if isinstance(value, dict) and isinstance(value.get("stage"), str):
-        done, total = value.get("done", 0), value.get("total")
-        if isinstance(done, (int, float)) and (total is None or isinstance(total, (int, float))):
-            return value["stage"], float(done), None if total is None else float(total)
-        return None
-    if not isinstance(value, str):
-        return None
-    m = _PROGRESS_TEXT.match(value)
+    m = _PROGRESS_TEXT.match(value) if isinstance(value, str) else None
     if not m:
         return None
     stage, done, total = m.groups()
@@ -156,25 +147,23 @@ class RemotePipeline:
         # A URL goes to the worker as it is; a player still wants the audio, so fetch a copy here meanwhile.
         player = _PlayerCopy(self, source, on_audio) if on_audio is not None and _is_url(source) else None
 
-        t1 = time.perf_counter()
+        t1, done = time.perf_counter(), False
         try:
             with requests.Session() as session:
                 if self.config.runpod_api_key:
                     session.headers["Authorization"] = f"Bearer {self.config.runpod_api_key}"
                 job_id = self._submit(session, body, progress)
                 output = self._wait(session, job_id, progress, cancel, deadline=t1 + self.config.runpod_timeout_s)
-        except BaseException:
+            try:
+                transcript = transcript_from_output(output)
+            except (InputError, TypeError, KeyError, ValueError):
+                raise RemoteJobError(f"the {self.name} returned something that is not a transcript; is it "
+                                     "running this project's worker image?") from None
+            timings["endpoint"] = round(time.perf_counter() - t1, 4)
+            done = True
+        finally:
             if player is not None:
-                player.abandon()
-            raise
-        try:
-            transcript = transcript_from_output(output)
-        except (InputError, TypeError, KeyError, ValueError):
-            raise RemoteJobError(f"the {self.name} returned something that is not a transcript; is it running "
-                                 "this project's worker image?") from None
-        timings["endpoint"] = round(time.perf_counter() - t1, 4)
-        if player is not None:
-            player.finish()
+                player.finish(wait=done)
         transcript.timings = {**timings, **{f"worker_{k}": v for k, v in transcript.timings.items()}}
         return transcript
 
@@ -324,9 +313,7 @@ class RemotePipeline:
                     raise self._refused(resp, "checking the job")
                 if resp.status_code == 200:
                     status = resp.json()
-            except requests.RequestException:
-                status = None
-            except ValueError:  # a 200 that is not JSON
+            except (requests.RequestException, ValueError):  # no answer, or a 200 that is not JSON
                 status = None
             if not isinstance(status, dict):
                 failures += 1
@@ -412,9 +399,10 @@ class _PlayerCopy:
         if self.stop.is_set():
             raise _Stopped
 
-    def finish(self) -> None:
-        """Wait for the copy (it is bounded by the download limits), so the caller has the audio on return."""
-        self.thread.join()
-
-    def abandon(self) -> None:
-        self.stop.set()
+    def finish(self, wait: bool) -> None:
+        """After a result, wait for the copy (bounded by the download limits) so the caller has it on return;
+        after an error or a cancel, tell it to stop at its next step instead."""
+        if wait:
+            self.thread.join()
+        else:
+            self.stop.set()

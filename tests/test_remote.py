@@ -32,7 +32,7 @@ from core.types import TranscribeOptions
 from model_helpers import tiny_config  # noqa: F401 - a fixture
 from net_helpers import MediaServer, wait_until
 from runpod_api import RunPodAPI
-from runpod_worker.handler import Worker
+from runpod_worker.handler import Worker, format_progress
 
 KEY = "rpa_SECRET0ff1ce4d5e6f7a8b9c0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,13 +96,24 @@ def test_bad_endpoint_setting_is_a_clear_error(url, needle):
     ("download 4.5/31.25", ("download", 4.5e6, 31.25e6)),
     ("download 2", ("download", 2e6, None)),
     ("decode", ("decode", 0.0, None)),
-    ({"stage": "align", "done": 2, "total": 5}, ("align", 2.0, 5.0)),
+    ({"stage": "align", "done": 2, "total": 5}, None),
     ("Update 1/3: warming up", None),
     (None, None),
     (17, None),
 ])
 def test_progress_messages(message, expected):
     assert parse_progress(message) == expected
+
+
+@pytest.mark.parametrize("stage, done, total", [
+    ("transcribe", 3, 12), ("align", 0, 4), ("decode", 1, 1), ("merge", 1, 1), ("chunk", 1, 1),
+    ("download", 4_200_000, 31_500_000), ("download", 1_234_567, None),
+])
+def test_the_workers_progress_messages_read_back(stage, done, total):
+    """What runpod_worker sends is what the client's progress callback gets (downloads to 0.1 MB)."""
+    got = parse_progress(format_progress(stage, done, total))
+    assert got[0] == stage and got[1] == pytest.approx(done, abs=0.05e6)
+    assert got[2] == (None if total is None else pytest.approx(total, abs=0.05e6))
 
 
 # -- the endpoint refuses or is not there --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ of audio each.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -68,7 +69,7 @@ def silent_runs(levels: np.ndarray, threshold: float, min_frames: int) -> np.nda
     return runs[runs[:, 1] - runs[:, 0] >= min_frames]
 
 
-def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float) -> list[Chunk]:
+def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float, vad: bool = True) -> list[Chunk]:
     """Chunks that tile the audio exactly, each at most max_s long, cut near target_s in the best silence.
 
     From each cut, the next one goes in a silence between 0.6 x target_s and max_s later, preferring long
@@ -76,6 +77,9 @@ def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float) -> list[C
     short minimum; failing that (music, a noisy room), at the quietest 200 ms in the window, as late as
     possible. Audio up to max_s that has no silence is left whole, and no chunk shorter than
     min(2 s, target_s / 4) is left at the end.
+
+    Silences come from frame energy; where energy finds none for too long (speech over a loud music bed), silero
+    VAD supplies the pauses in the speech instead (`vad=False`: energy alone).
     """
     n = len(samples)
     if n == 0:
@@ -86,7 +90,31 @@ def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float) -> list[C
         return [Chunk(0, 0, n)]
     levels = frame_levels(samples)
     runs = silent_runs(_smooth(levels, round(_SMOOTH_S * 100)), silence_threshold(levels), round(_MIN_SILENCE_S * 100))
+    if vad:
+        runs = _with_vad_pauses(samples, runs, round((max_s - _EARLY_FRACTION * target_s) * 100))
     return cut_at(n, runs, _smooth(levels, 20), target_s=target_s, max_s=max_s)
+
+
+def _with_vad_pauses(samples: np.ndarray, runs: np.ndarray, longest: int) -> np.ndarray:
+    """`runs` plus silero's pauses in speech inside every stretch of over `longest` frames without a silence.
+
+    Only there can a cut window lack a silence (speech over a loud music bed, a noisy street); elsewhere the
+    energy silences are enough, so ordinary recordings never pay for the VAD.
+    """
+    frames = -(-len(samples) // FRAME)
+    edges = np.concatenate(([0], runs.ravel(), [frames])).reshape(-1, 2)  # the sounding stretches between runs
+    gaps = edges[edges[:, 1] - edges[:, 0] > longest]
+    if not len(gaps):
+        return runs
+    rows = [(a, min(a + _VAD_ROW_FRAMES, g1)) for g0, g1 in gaps for a in range(g0, g1, _VAD_ROW_FRAMES)]
+    probs = _vad_probabilities(samples, [(a * FRAME, b * FRAME) for a, b in rows])
+    found = [runs]
+    for (a, b), p in zip(rows, probs):
+        per_frame = p[np.minimum(np.arange(b - a) * FRAME // _VAD_FRAME, len(p) - 1)]
+        pauses = silent_runs(np.where(per_frame < _PAUSE_PROB, -1.0, 1.0), 0.0, round(_MIN_SILENCE_S * 100))
+        found.append(pauses + a)
+    merged = np.concatenate(found)
+    return merged[np.argsort(merged[:, 0], kind="stable")]
 
 
 def cut_at(n: int, runs: np.ndarray, quiet: np.ndarray, *, target_s: float, max_s: float) -> list[Chunk]:
@@ -146,7 +174,9 @@ def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.
 _VAD_FRAME = 512  # silero's window at 16 kHz (32 ms)
 _VAD_CONTEXT = 64  # samples of the previous window silero sees in front of each one
 _SPEECH_PROB = 0.5
-_SPEECH_NEEDED_S = 0.3  # this much speech-probable audio in a chunk makes it a speech chunk
+_PAUSE_PROB = 0.35  # below this a window is a pause in speech (silero's own default for leaving speech)
+_VAD_ROW_FRAMES = 3000  # long stretches go to the VAD as a batch of 30 s rows
+_SPEECH_NEEDED_S = 0.4  # this much uninterrupted speech makes a speech chunk (music rarely holds it that long)
 _ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (or hiss) without asking the VAD
 
 
@@ -182,14 +212,48 @@ def _vad_any_speech(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[b
     """Silero over all spans as one batch; a span leaves the batch as soon as it is decided either way."""
     import torch
 
-    net = _silero()
+    with _one_thread(), torch.inference_mode():
+        return _listen(_silero(), np.asarray(samples, dtype=np.float32), spans)
+
+
+@contextmanager
+def _one_thread():
+    """Silero steps are small (a batch of 32 ms windows): extra torch threads only spin and contend."""
+    import torch
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # batches of at most a few hundred 32 ms windows: more threads only contend
+    torch.set_num_threads(1)
     try:
-        with torch.inference_mode():
-            return _listen(net, np.asarray(samples, dtype=np.float32), spans)
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _vad_probabilities(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Silero's speech probability for every 32 ms window of each span, all spans as one batch."""
+    import torch
+
+    net = _silero()
+    audio = np.asarray(samples, dtype=np.float32)
+    steps = max(-(-(b - a) // _VAD_FRAME) for a, b in spans)
+    pos = np.array([a for a, _ in spans], np.int64)
+    ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
+    state = torch.zeros(2, len(spans), 128)
+    context = torch.zeros(len(spans), _VAD_CONTEXT)
+    out = np.zeros((len(spans), steps), np.float32)
+    with _one_thread(), torch.inference_mode():
+        for step in range(steps):
+            frame = torch.from_numpy(_windows(audio, pos + step * _VAD_FRAME, ends))
+            prob, state = net(torch.cat([context, frame], dim=1), state)
+            context = frame[:, -_VAD_CONTEXT:]
+            out[:, step] = prob[:, 0].numpy()
+    return [row[: -(-(b - a) // _VAD_FRAME)] for row, (a, b) in zip(out, spans)]
+
+
+def _windows(audio: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """One 512-sample window per row from `starts`, zero past each row's end."""
+    at = starts[:, None] + np.arange(_VAD_FRAME)
+    return np.where(at < ends[:, None], audio[np.minimum(at, len(audio) - 1)], 0.0).astype(np.float32)
 
 
 def _listen(net, audio: np.ndarray, spans: list[tuple[int, int]]) -> list[bool]:
@@ -198,21 +262,22 @@ def _listen(net, audio: np.ndarray, spans: list[tuple[int, int]]) -> list[bool]:
     need = max(1, round(_SPEECH_NEEDED_S * SAMPLE_RATE / _VAD_FRAME))
     pos = np.array([a for a, _ in spans], np.int64)
     ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
-    hits = np.zeros(len(spans), np.int64)
+    run = np.zeros(len(spans), np.int64)  # consecutive speech windows, silero's hysteresis: in at 0.5, out at 0.35
+    heard = np.zeros(len(spans), bool)
     live = np.arange(len(spans))  # the spans still being listened to
     state = torch.zeros(2, len(live), 128)
     context = torch.zeros(len(live), _VAD_CONTEXT)
-    offsets = np.arange(_VAD_FRAME)
     while len(live):
-        at = pos[live, None] + offsets
-        window = np.where(at < ends[live, None], audio[np.minimum(at, len(audio) - 1)], 0.0)
-        frame = torch.from_numpy(window.astype(np.float32))
+        frame = torch.from_numpy(_windows(audio, pos[live], ends[live]))
         prob, state = net(torch.cat([context, frame], dim=1), state)
         context = frame[:, -_VAD_CONTEXT:]
-        hits[live] += prob[:, 0].numpy() > _SPEECH_PROB
+        p = prob[:, 0].numpy()
+        speaking = (p > _SPEECH_PROB) | ((run[live] > 0) & (p > _PAUSE_PROB))
+        run[live] = np.where(speaking, run[live] + 1, 0)
+        heard[live] |= run[live] >= need
         pos[live] += _VAD_FRAME
-        keep = np.flatnonzero((hits[live] < need) & (pos[live] < ends[live]))
+        keep = np.flatnonzero(~heard[live] & (pos[live] < ends[live]))
         if len(keep) < len(live):
             live = live[keep]
             state, context = state[:, keep], context[keep]
-    return [bool(h >= need) for h in hits]
+    return heard.tolist()

@@ -118,17 +118,19 @@ def tones_with_silences(layout: list[tuple[str, float]], *, freq: float = 440.0,
 
 
 def write_audio(path, samples: np.ndarray, sample_rate: int = SR, *, codec: str | None = None,
-                bitrate: int | None = None, video: bool = False, layout: str | None = None) -> Path:
+                bitrate: int | None = None, video: bool = False, layout: str | None = None,
+                container_options: dict | None = None) -> Path:
     """Encode `samples` ((n,) mono or (channels, n)) with PyAV; the codec follows the file extension.
 
-    `video` adds a tiny video track (mp4/webm/mkv) so the file looks like a screen recording with sound.
+    `video` adds a tiny video track (mp4/webm/mkv) so the file looks like a screen recording with sound;
+    `container_options` go to the muxer (e.g. {"write_xing": "0"} for an MP3 without a VBR header).
     """
     path = Path(path)
     ext = path.suffix.lower()
     codec = codec or _CODECS[ext]
     data = np.atleast_2d(samples)
     layout = layout or {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}[data.shape[0]]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", container_options=container_options) as out:
         vstream = None
         if video:
             vstream = out.add_stream(_VIDEO_CODECS[ext], rate=5)

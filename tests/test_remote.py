@@ -534,3 +534,40 @@ def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_pa
         assert sorted(Path(f).suffix for f in files) == [".json", ".srt", ".txt", ".vtt"]
         assert all(Path(f).stat().st_size > 0 for f in files)
         assert "English" in status
+
+
+@pytest.mark.browser
+def test_player_in_a_browser_in_runpod_mode(worker, tmp_path):
+    """The page in RunPod mode, in headless Debian chromium: upload, transcript rendered, a click seeks the audio."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from audio_helpers import make_podcast
+    from webui_helpers import browser, serve, upload_and_transcribe
+
+    audio = make_podcast(tmp_path / "episode.mp3", 0.35).path
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        config = config_from_env({}, asr_backend="runpod", runpod_endpoint_url=api.url, runpod_api_key=KEY,
+                                 chunk_target_s=8.0, max_upload_mb=2)
+        with serve(config, RemotePipeline(config)) as url, playwright_api.sync_playwright() as pw:
+            chromium = browser(pw)
+            try:
+                page = chromium.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(url)
+                page.wait_for_selector("#backend", timeout=30_000)
+                assert "RunPod endpoint …ep42" in page.locator("#backend").inner_text()
+                upload_and_transcribe(page, audio)
+                href = page.locator("a[download$='.json']").first.get_attribute("href")
+                segments = requests.get(href, timeout=10).json()["segments"]
+                rows = page.locator("#transcript-player .tp-seg")
+                assert len(segments) >= 2 and rows.count() == len(segments)
+                assert rows.locator(".tp-text").all_text_contents() == [s["text"] for s in segments]
+                page.evaluate("() => document.querySelector('#transcript-player .tp-audio').pause()")
+                rows.nth(1).locator(".tp-time").click()
+                t = page.evaluate("() => document.querySelector('#transcript-player .tp-audio').currentTime")
+                assert abs(t - segments[1]["start"]) <= 0.25
+                assert KEY not in page.content()
+            finally:
+                chromium.close()
+        (job,) = api.jobs.values()
+    assert job.input.get("chunk_seconds") == 8.0 and "audio_base64" in job.input

@@ -192,14 +192,18 @@ class RemotePipeline:
         samples = self._decode(source, filename, allow_local, progress)
         if on_audio is not None:
             on_audio(samples)
-        duration = len(samples) / SAMPLE_RATE
-        bitrate = min(SPEECH_BITRATE, int(room * 3 / 4 * 8 * CONTAINER_MARGIN / max(duration, 1e-3)))
-        if bitrate < MIN_SPEECH_BITRATE:
-            raise self._too_large(duration, room)
-        data = body(replace(probe, audio_base64=self._encode(samples, bitrate)))
-        if len(data) > self.payload_limit:  # the container took more than its margin: very short or odd audio
-            raise self._too_large(duration, room)
-        return data
+        duration = max(len(samples) / SAMPLE_RATE, 1e-3)
+        # Base64 characters per second at the floor, as planned; Opus is VBR and speech usually comes in under.
+        floor_rate = MIN_SPEECH_BITRATE / 8 * 4 / 3 / CONTAINER_MARGIN
+        if floor_rate * duration > 1.5 * room:  # hopeless even at the floor: say so before encoding an hour
+            raise self._too_large(duration, room / floor_rate)
+        planned = max(MIN_SPEECH_BITRATE, min(SPEECH_BITRATE, int(room * 3 / 4 * 8 * CONTAINER_MARGIN / duration)))
+        for bitrate in dict.fromkeys((planned, MIN_SPEECH_BITRATE)):
+            encoded = self._encode(samples, bitrate)
+            data = body(replace(probe, audio_base64=encoded))
+            if len(data) <= self.payload_limit:
+                return data
+        raise self._too_large(duration, room / (len(encoded) / duration))  # measured at the floor
 
     def _decode(self, source, filename, allow_local, progress):
         from . import audio
@@ -223,8 +227,7 @@ class RemotePipeline:
             data = Path(path).read_bytes()
         return base64.b64encode(data).decode("ascii")
 
-    def _too_large(self, duration: float, room: int) -> TooLargeError:
-        fits = max(0.0, room * 3 / 4 * 8 * CONTAINER_MARGIN / MIN_SPEECH_BITRATE)
+    def _too_large(self, duration: float, fits: float) -> TooLargeError:
         return TooLargeError(f"this recording is {_span(duration)} long, but one request to RunPod holds at most "
                              f"{self.payload_limit / 1e6:g} MB, about {_span(fits)} of speech; put the file "
                              "somewhere the endpoint can download it and give its URL instead")

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import signal
 import os
 import socket
 import subprocess
@@ -576,3 +577,35 @@ def test_player_in_a_browser_in_runpod_mode(worker, tmp_path):
                 chromium.close()
         (job,) = api.jobs.values()
     assert job.input.get("chunk_seconds") == 8.0 and "audio_base64" in job.input
+
+
+# -- the CLI in RunPod mode ----------------------------------------------------------------------------------------
+
+def cli_env(api) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "ASR_"))}
+    env.update(RUNPOD_ENDPOINT_URL=api.url, RUNPOD_API_KEY=KEY, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    return env
+
+
+def test_cli_writes_the_files_and_ctrl_c_cancels_the_job(worker, media, tmp_path):
+    with RunPodAPI(worker.handle, api_key=KEY) as api:
+        out = subprocess.run([sys.executable, "-m", "core", "--backend", "runpod", "-q", "-o", str(tmp_path / "out"),
+                              media.url("/speech.wav")], env=cli_env(api), capture_output=True, text=True,
+                             timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"speech.{e}" for e in ("json", "srt", "txt",
+                                                                                            "vtt")]
+    with RunPodAPI(never_called, api_key=KEY, workers=0) as api:
+        proc = subprocess.Popen([sys.executable, "-m", "core", "--backend", "runpod", "-q",
+                                 "-o", str(tmp_path / "out2"), "https://example.com/episode.mp3"],
+                                env=cli_env(api), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_until(lambda: len(api.jobs) == 1, timeout=60)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        (job_id,) = api.jobs
+        assert api.ops("cancel") == [job_id] and api.jobs[job_id].status == "CANCELLED"
+    assert proc.returncode != 0 and KEY not in err

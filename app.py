@@ -1,0 +1,46 @@
+"""Entry point for every deployment: `python app.py` (also a Hugging Face Space's `app_file`).
+
+APP_MODE=webui (the default) loads the models once (or connects to a RunPod endpoint with ASR_BACKEND=runpod) and
+serves the web app on 0.0.0.0:PORT (7860; GRADIO_SERVER_PORT also works). APP_MODE=runpod runs the RunPod worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def main() -> None:
+    from core.config import get_config
+    from core.errors import CoreError
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = get_config()
+    except CoreError as e:
+        sys.exit(f"configuration error: {e}")
+    if config.app_mode == "runpod":
+        try:
+            import runpod_worker
+        except ImportError as e:
+            sys.exit(f"APP_MODE=runpod needs the runpod_worker package and its dependencies ({e}); "
+                     "install requirements.txt or set APP_MODE=webui")
+        runpod_worker.main()
+        return
+    if config.app_mode != "webui":
+        sys.exit(f"APP_MODE must be webui or runpod, not {config.app_mode!r}")
+
+    from core.pipeline import make_pipeline
+    from webui import build_demo, launch
+
+    try:
+        pipeline = make_pipeline(config)
+    except CoreError as e:
+        sys.exit(f"cannot start: {e}")
+    logging.getLogger("webui").info("ready: %s", pipeline.describe())
+    launch(build_demo(pipeline, config), config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""One web job: the user's inputs -> `pipeline.transcribe` -> the player's value and the four download files.
+
+No pipeline logic here: this picks the source, checks the options, calls the pipeline (local models or a RunPod
+endpoint, whichever `make_pipeline` built) and packages what it returns. Files are written to a temporary folder,
+copied into Gradio's cache (which `delete_cache` ages out) and the folder is removed before returning.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlsplit
+
+from core.encode import EXTENSIONS, encode_speech
+from core.errors import InputError
+from core.jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, MAX_URL_CHARS
+from core.languages import normalize_language
+from core.types import TranscribeOptions, Transcript
+from core.writers import FORMATS, write_files
+
+log = logging.getLogger("webui")
+
+PLAYER_CODEC = "mp3"  # plays in every browser; Ogg Opus is smaller but older Safari cannot play it
+PLAYER_BITRATE = 32_000  # 16 kHz mono speech: about 14 MB per hour
+SOURCES = ("upload", "record", "link")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to transcribe and how to name the results."""
+
+    source: str
+    title: str
+    filename: str | None = None
+    allow_local: bool = False  # only Gradio's own upload/recording paths may be read from disk
+
+
+@dataclass
+class Result:
+    transcript: Transcript
+    files: list[str]  # JSON, SRT, VTT, TXT in Gradio's cache
+    audio: str | None  # the player's audio in Gradio's cache, or None if it could not be encoded
+
+
+def pick_job(active: str, upload: str | None, recording: str | None, url: str | None) -> Job:
+    """The input of the tab the user is on; if that one is empty, the first input that is filled."""
+    url = (url or "").strip()
+    given = {"upload": upload, "record": recording, "link": url}
+    order = [active] + [s for s in SOURCES if s != active] if active in given else list(SOURCES)
+    kind = next((s for s in order if given[s]), None)
+    if kind is None:
+        raise InputError("Upload a file, record something, or paste a link first.")
+    if kind == "link":
+        if len(url) > MAX_URL_CHARS:
+            raise InputError(f"the link is longer than {MAX_URL_CHARS} characters")
+        return Job(url, title_from_url(url))
+    path = Path(given[kind])
+    title = path.stem if kind == "upload" else "Recording"
+    return Job(str(path), title, filename=path.name, allow_local=True)
+
+
+def title_from_url(url: str) -> str:
+    """A short human name for a link: the file name in its path, else its host."""
+    parts = urlsplit(url)
+    name = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return (stem or parts.hostname or "transcript")[:80]
+
+
+def make_options(language: str | None, context: str | None, word_timestamps: bool,
+                 chunk_seconds: float | None) -> TranscribeOptions:
+    """The form's values as TranscribeOptions; anything out of range is an InputError that says what to change."""
+    context = (context or "").strip()
+    if len(context) > MAX_CONTEXT_CHARS:
+        raise InputError(f"the context is {len(context)} characters long; keep it under {MAX_CONTEXT_CHARS}")
+    chunk = None
+    if chunk_seconds is not None:
+        lo, hi = CHUNK_SECONDS_RANGE
+        if not lo <= float(chunk_seconds) <= hi:
+            raise InputError(f"the chunk length must be between {lo:g} and {hi:g} seconds")
+        chunk = float(chunk_seconds)
+    return TranscribeOptions(language=normalize_language(language), context=context,
+                             word_timestamps=bool(word_timestamps), chunk_seconds=chunk)
+
+
+class Transcriber:
+    """Runs jobs on a shared pipeline; `keep(path)` moves a finished file into Gradio's cache and returns its path."""
+
+    def __init__(self, pipeline, keep: Callable[[str], str]) -> None:
+        self.pipeline = pipeline
+        self.keep = keep
+        params = inspect.signature(pipeline.transcribe).parameters
+        self.takes_cancel = "cancel" in params  # the RunPod client can cancel the remote job itself
+
+    def run(self, job: Job, options: TranscribeOptions, progress, cancel: threading.Event | None = None) -> Result:
+        with tempfile.TemporaryDirectory(prefix="asr-webui-") as tmp:
+            encoder = _Encoder(Path(tmp) / ("player" + EXTENSIONS[PLAYER_CODEC]))
+            extra = {"cancel": cancel} if self.takes_cancel and cancel is not None else {}
+            try:
+                transcript = self.pipeline.transcribe(job.source, options, progress, filename=job.filename,
+                                                      allow_local=job.allow_local, on_audio=encoder.start, **extra)
+            finally:
+                audio = encoder.wait()
+            progress("write", 0, 1)
+            paths = write_files(transcript, tmp, job.title, FORMATS)
+            files = [self.keep(str(p)) for p in paths]
+            if audio is None:
+                transcript.warnings.append("the audio could not be prepared for the player")
+            kept_audio = self.keep(str(audio)) if audio else None
+            progress("write", 1, 1)
+        return Result(transcript, files, kept_audio)
+
+
+class _Encoder:
+    """Encodes the player's audio in a thread while the models work; failure only costs the player its sound."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.thread, self.ok = path, None, False
+
+    def start(self, samples) -> None:
+        self.thread = threading.Thread(target=self._encode, args=(samples,), name="player-audio", daemon=True)
+        self.thread.start()
+
+    def _encode(self, samples) -> None:
+        try:
+            encode_speech(samples, self.path, codec=PLAYER_CODEC, bitrate=PLAYER_BITRATE)
+            self.ok = True
+        except Exception:
+            log.exception("encoding the player's audio failed")
+
+    def wait(self) -> Path | None:
+        if self.thread is not None:
+            self.thread.join()
+        return self.path if self.ok else None

@@ -1,0 +1,54 @@
+"""The transcript player as a gr.HTML component, built from player.html / player.css / player.js in this folder.
+
+Its value is `{"transcript": <the JSON writer's dict>, "audio": <FileData or None>, "title": str}`. Gradio turns the
+FileData into a URL it serves (and checks), and the browser side (player.js) builds the segment list from the
+transcript once per result.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from core.types import Transcript
+from core.writers import transcript_to_dict
+
+ASSETS = Path(__file__).resolve().parent
+AUDIO_MIME = {".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+
+
+@lru_cache(maxsize=None)
+def asset(name: str) -> str:
+    """A player file's text. HTML and CSS go through Gradio's template engine (Handlebars inside a JS template
+    literal), so they must not contain `${`, `{{`, backticks or backslashes; a slip fails at start-up, not in a browser.
+    """
+    text = (ASSETS / name).read_text(encoding="utf-8")
+    if not name.endswith(".js"):
+        bad = [tok for tok in ("${", "{{", "`", "\\") if tok in text]
+        if bad:
+            raise ValueError(f"webui/{name} contains {bad}, which Gradio's HTML templates would interpret")
+    return text
+
+
+def transcript_player(**kwargs) -> gr.HTML:
+    """The player component (create it inside a gr.Blocks)."""
+    return gr.HTML(
+        value=None,
+        html_template=asset("player.html"),
+        css_template=asset("player.css"),
+        js_on_load=asset("player.js") + "\nmountTranscriptPlayer(element, props, watch);\n",
+        apply_default_css=False,
+        elem_id="transcript-player",
+        **kwargs,
+    )
+
+
+def player_value(transcript: Transcript, audio_path: str | None, title: str) -> dict:
+    """What the player shows: the transcript, the audio to play (a file in Gradio's cache) and a title."""
+    audio = None
+    if audio_path:
+        audio = FileData(path=str(audio_path), orig_name=Path(audio_path).name,
+                         mime_type=AUDIO_MIME.get(Path(audio_path).suffix.lower())).model_dump()
+    return {"transcript": transcript_to_dict(transcript), "audio": audio, "title": title}

@@ -41,11 +41,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def key_never_leaks(caplog, capfd):
-    """Every test: all loggers at DEBUG; afterwards the key is in no record and no output of this process."""
+    """Every test: all loggers at DEBUG; afterwards the key is in no record and no output of this process.
+
+    (caplog.text in a teardown holds only the teardown's records, hence get_records for setup and call.)
+    """
     caplog.set_level(logging.DEBUG)
     yield
     out, err = capfd.readouterr()
-    assert KEY not in caplog.text
+    fmt = logging.Formatter("%(name)s %(message)s")  # the message with its arguments, and any traceback
+    logged = "\n".join(fmt.format(r) for when in ("setup", "call") for r in caplog.get_records(when))
+    assert KEY not in logged
     assert KEY not in out and KEY not in err
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -23,7 +26,7 @@ from core.types import SAMPLE_RATE, TranscribeOptions
 from core.writers import transcript_from_dict
 from webui.handler import Job, Transcriber, pick_job
 from webui.progress import Cancelled, StageProgress
-from webui_helpers import ROOT, app_config, serve, tiny_pipeline
+from webui_helpers import ROOT, app_config, free_port, serve, tiny_pipeline
 
 NO_FILE = None
 
@@ -205,3 +208,48 @@ def test_pick_job_prefers_the_active_tab(active, upload, recording, url, kind):
     assert job.allow_local == (kind != "link")  # only Gradio's own upload paths are read from disk
     assert job.source == {"upload": upload, "record": recording, "link": (url or "").strip()}[kind]
     assert job.title == {"upload": "a", "record": "Recording", "link": "1"}[kind]
+
+
+# --- app.py, the entry point ------------------------------------------------------------------------------------
+
+
+def run_app(env_overrides: dict, code: str | None = None, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "APP_MODE", "GRADIO_SERVER_PORT")}
+    env.update(env_overrides)
+    args = [sys.executable, "app.py"] if code is None else [sys.executable, "-c", code]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+
+
+def test_python_app_py_serves_the_page(tiny_config, tmp_path):
+    port = free_port()
+    proc = run_app({"ASR_MODEL": tiny_config.asr_model, "ALIGNER_MODEL": tiny_config.aligner_model,
+                    "ASR_BACKEND": "transformers", "DEVICE": "cpu", "GRADIO_SERVER_PORT": str(port),
+                    "GRADIO_TEMP_DIR": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"app.py did not serve: {proc.stdout.read() if proc.poll() is not None else 'timeout'}")
+        assert page.status_code == 200 and "Qwen3-ASR Transcriber" in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("env, code, message", [
+    ({"APP_MODE": "desktop"}, None, "APP_MODE must be webui or runpod"),
+    ({"APP_MODE": "runpod"}, "import sys, runpy; sys.modules['runpod_worker'] = None; "
+                             "runpy.run_path('app.py', run_name='__main__')", "APP_MODE=runpod needs the runpod_worker"),
+    ({"PORT": "seventy"}, None, "PORT must be a int"),
+])
+def test_app_py_refuses_a_bad_setup_with_a_message(env, code, message):
+    proc = run_app(env, code)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert message in out and "Traceback" not in out

@@ -62,8 +62,8 @@ class RunPodAPI:
     """`with RunPodAPI(handler) as api:` serves `api.url` (the endpoint's base URL) until the block ends.
 
     workers=0 leaves every job in the queue; `ttl_s` expires queued jobs and `execution_timeout_s` (or the
-    request's policy.executionTimeout) running ones, both ending TIMED_OUT; `flaky_status` makes that many status requests fail with 503.
-    `calls` records (method, operation, job id) per request.
+    request's policy.executionTimeout) running ones, both ending TIMED_OUT; `flaky_status` makes that many status
+    requests fail with 503. `calls` records (method, operation, job id) per request.
     """
 
     def __init__(self, handler, *, api_key: str = "rp-loopback-key", endpoint_id: str = "loopbackep42",
@@ -111,6 +111,10 @@ class RunPodAPI:
     def __exit__(self, *exc) -> None:
         from runpod.serverless.modules import rp_http
 
+        with self.lock:  # a test that ends mid-job leaves no handler running behind it
+            for job in self.jobs.values():
+                if job.stop is not None:
+                    job.stop()
         for _ in range(self.workers):
             self._queue.put(None)
         self._server.shutdown()
@@ -155,6 +159,9 @@ class RunPodAPI:
             return await task
         except asyncio.CancelledError:
             return None
+        finally:
+            with self.lock:
+                job.stop = None  # this loop closes next: nothing may be scheduled on it any more
 
     def _expire(self, job: Job) -> None:
         now = time.monotonic()

@@ -21,7 +21,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from audio_helpers import make_podcast, write_audio
+from net_helpers import MediaServer
 from bench.checkpoints import RIG_TEXT
+from core.pipeline import Pipeline
 from core.types import SAMPLE_RATE, TranscribeOptions
 from core.writers import transcript_from_dict
 from webui.handler import Job, Transcriber, pick_job
@@ -97,6 +99,28 @@ def test_options_reach_the_pipeline(client, speech):
     assert all(not s["words"] for s in segments)  # word timestamps off
     assert player["transcript"]["text"].count("quick brown fox") >= 2  # 8 s chunks: several chunks of rig text
     assert "words timed" not in summary
+
+
+def test_recording_is_transcribed(client, speech):
+    player, files, _ = client.predict(None, handle_file(str(speech.path)), "", "Auto-detect", "", True, 30,
+                                      api_name="/transcribe")
+    assert player["title"] == "Recording" and player["transcript"]["text"] == RIG_TEXT
+    assert sorted(Path(f).name for f in files) == ["Recording.json", "Recording.srt", "Recording.txt", "Recording.vtt"]
+
+
+def test_link_is_fetched_and_transcribed(speech, tmp_path):
+    """A link through the app: a real download from a loopback server (private addresses allowed for the test)."""
+    config = app_config(allow_private_urls=True)
+    shared = tiny_pipeline(app_config())
+    pipeline = Pipeline(config, asr=shared.asr, aligner=shared.aligner)  # the loaded models, this config
+    with MediaServer() as media, serve(config, pipeline) as url:
+        link = media.add_bytes("/shows/ep%2042.mp3", speech.path.read_bytes(), "audio/mpeg")
+        client = Client(url, verbose=False, download_files=str(tmp_path))
+        player, files, _ = client.predict(None, None, link, "English", "", True, 30, api_name="/transcribe")
+        assert media.paths_seen() == ["/shows/ep%2042.mp3"]
+    assert player["title"] == "ep 42"
+    assert player["transcript"]["text"] == RIG_TEXT
+    assert sorted(Path(f).suffix for f in files) == [".json", ".srt", ".txt", ".vtt"]
 
 
 def garbage_mp3(folder: Path) -> Path:

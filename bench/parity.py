@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-parity"))
     p.add_argument("--tokens", type=int, default=24)
     p.add_argument("--skip-vllm", action="store_true")
+    p.add_argument("--skip-aligner", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
@@ -123,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     audios = clips()
     report: dict = {"clips_s": list(CLIP_SECONDS), "tokens": args.tokens}
     t0 = time.perf_counter()
-    report["aligner"] = compare_aligners(aligner_dir, audios)
-    print("ALIGNER", json.dumps(report["aligner"]), f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    if not args.skip_aligner:
+        report["aligner"] = compare_aligners(aligner_dir, audios)
+        print("ALIGNER", json.dumps(report["aligner"]), f"({time.perf_counter() - t0:.1f} s)", flush=True)
 
     config = config_from_env(asr_model=str(asr_dir), device="cuda", dtype="float32", vllm_enforce_eager=True,
                              vllm_gpu_memory_utilization=0.5, vllm_max_model_len=2048)

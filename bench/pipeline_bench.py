@@ -112,28 +112,51 @@ def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: Transcribe
     return PassResult(name, transcript.duration, end - t0, stages, first.at, words, len(transcript.segments), stats)
 
 
-def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOptions | None = None
-             ) -> tuple[float, list[PassResult]]:
-    """All files in flight at once (one thread each, as a worker with that concurrency runs them)."""
+def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOptions | None = None,
+             deadline_s: float | None = None, log=print) -> tuple[float, list[PassResult]]:
+    """All files in flight at once (one thread each, as a worker with that concurrency runs them).
+
+    Returns (wall time, the passes that finished). With `deadline_s`, files still running then are left out and the
+    wall time is the deadline: the caller reports audio done over that time as a lower bound.
+    """
     results: list[PassResult | BaseException | None] = [None] * len(paths)
+    t0 = time.perf_counter()
 
     def work(i: int) -> None:
         try:
-            results[i] = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options)
+            r = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options)
+            results[i] = r
+            log(f"  file {i:02d} done at {time.perf_counter() - t0:.1f} s: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r.stages.items()))
         except BaseException as e:  # reported below; one failure must not hang the others
             results[i] = e
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(paths))]
+    if pipeline.aligner is not None and not isinstance(pipeline.aligner, Serialized):
+        pipeline.aligner = Serialized(pipeline.aligner)  # one GPU batch at a time: each holds GiBs of activations
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(paths))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0)))
     wall = time.perf_counter() - t0
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(paths)} files failed: {errors[0]!r}") from errors[0]
-    return wall, results  # type: ignore[return-value]
+    return wall, [r for r in results if isinstance(r, PassResult)]
+
+
+class Serialized:
+    """An aligner that runs one call at a time, whatever the number of threads calling it."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.model, self._lock = inner, getattr(inner, "model", None), threading.Lock()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def align(self, requests, progress: Progress = no_progress):
+        with self._lock:
+            return self.inner.align(requests, progress)
 
 
 def feature_seconds(chunks: list[np.ndarray], device: str = "cpu") -> float:

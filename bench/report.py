@@ -91,7 +91,9 @@ def summary(results: dict) -> str:
                 rows.append([f"  original {k}", fmt_s(orig[k]) + " s", "", ""])
     many = results.get("many")
     if many:
-        rows.append([f"{many['files']} files in flight", fmt_s(many["wall_s"]) + " s",
+        done = f"{many['files']} of {many.get('of', many['files'])}" if many.get("of", many["files"]) != many["files"] \
+            else str(many["files"])
+        rows.append([f"{done} files in flight", fmt_s(many["wall_s"]) + " s",
                      f"aggregate RTFx {rtfx(many['audio_s'], many['wall_s']):.0f}", f">= {TARGETS['many_rtfx']:g}"])
     for mode, c in (results.get("cold") or {}).items():
         rows.append([f"cold start: {mode}", fmt_s(c.get("ready_s")) + " s",

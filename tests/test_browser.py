@@ -6,7 +6,6 @@ element's clock driven by the test, to check that following playback touches onl
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from bisect import bisect_right

@@ -268,8 +268,9 @@ def test_python_app_py_serves_the_page(tiny_config, tmp_path):
 
 @pytest.mark.parametrize("env, code, message", [
     ({"APP_MODE": "desktop"}, None, "APP_MODE must be webui or runpod"),
-    ({"APP_MODE": "runpod"}, "import sys, runpy; sys.modules['runpod_worker'] = None; "
-                             "runpy.run_path('app.py', run_name='__main__')", "APP_MODE=runpod needs the runpod_worker"),
+    ({"APP_MODE": "runpod"},
+     "import sys, runpy; sys.modules['runpod_worker'] = None; runpy.run_path('app.py', run_name='__main__')",
+     "APP_MODE=runpod needs the runpod_worker"),
     ({"PORT": "seventy"}, None, "PORT must be a int"),
 ])
 def test_app_py_refuses_a_bad_setup_with_a_message(env, code, message):

@@ -241,8 +241,9 @@ function mountTranscriptPlayer(root, props, watch) {
   for (const type of ["wheel", "touchmove"]) {
     list.addEventListener(type, () => { userScrolledAt = performance.now(); }, { passive: true });
   }
+  const SCROLL_KEYS = ["PageUp", "PageDown", "ArrowUp", "ArrowDown", "Home", "End"];
   list.addEventListener("keydown", (e) => {
-    if (["PageUp", "PageDown", "ArrowUp", "ArrowDown", "Home", "End"].includes(e.key)) userScrolledAt = performance.now();
+    if (SCROLL_KEYS.includes(e.key)) userScrolledAt = performance.now();
   });
   audio.addEventListener("play", () => { if (!frame) tick(); });
   for (const type of ["pause", "ended", "emptied"]) audio.addEventListener(type, () => { stopFrames(); sync(); });

@@ -46,11 +46,12 @@ class Config:
     allow_private_urls: bool = False  # tests and local use only: lets URLs reach loopback/private addresses
 
     # Web app.
-    app_mode: str = "webui"  # webui | runpod
+    app_mode: str = "webui"  # webui | runpod (default runpod inside a RunPod serverless worker, see below)
     port: int = 7860
     app_concurrency: int = 1
     app_queue_size: int = 16
     max_upload_mb: int = 1024
+    app_monitoring: bool = False  # Gradio's /monitoring page
 
     # RunPod: the worker's concurrency and the remote backend's endpoint (ASR_BACKEND=runpod).
     runpod_concurrency: int = 1
@@ -90,6 +91,8 @@ def config_from_env(env: Mapping[str, str] | None = None, **overrides) -> Config
         if key in env:
             kind = type(f.default)
             values[f.name] = _parse(f.name, kind, env[key])
+    if "app_mode" not in values and env.get("RUNPOD_WEBHOOK_GET_JOB"):
+        values["app_mode"] = "runpod"  # RunPod serverless sets this: the image must not start the web app there
     if "port" not in values and "GRADIO_SERVER_PORT" in env:
         values["port"] = _parse("GRADIO_SERVER_PORT", int, env["GRADIO_SERVER_PORT"])
     values.update(overrides)

@@ -81,7 +81,8 @@ class AlignRequest:
 
 
 # progress(stage, done, total): stages are "download", "decode", "chunk", "transcribe", "align", "merge", "write".
-# `total` is None when unknown (a download without Content-Length). Callbacks must be cheap and must not raise.
+# `total` is None when unknown (a download without Content-Length). Callbacks must be cheap. An exception raised
+# from a callback cancels the job: it propagates out of `transcribe` and temporary files are still removed.
 Progress = Callable[[str, float, "float | None"], None]
 
 

@@ -56,3 +56,9 @@ def test_every_field_is_settable_from_the_environment():
             continue  # constrained values, covered above
         raw, expected = samples[type(f.default)]
         assert getattr(config_from_env({f.name.upper(): raw}), f.name) == expected, f.name
+
+
+def test_runpod_serverless_environment_starts_the_worker_unless_told_otherwise():
+    assert config_from_env({"RUNPOD_WEBHOOK_GET_JOB": "https://api.runpod.ai/v2/x/job-take"}).app_mode == "runpod"
+    assert config_from_env({"RUNPOD_WEBHOOK_GET_JOB": "x", "APP_MODE": "webui"}).app_mode == "webui"
+    assert config_from_env({}).app_mode == "webui"

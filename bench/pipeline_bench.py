@@ -112,19 +112,62 @@ def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: Transcribe
     return PassResult(name, transcript.duration, end - t0, stages, first.at, words, len(transcript.segments), stats)
 
 
-def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOptions | None = None,
-             deadline_s: float | None = None, log=print) -> tuple[float, list[PassResult]]:
-    """All files in flight at once (one thread each, as a worker with that concurrency runs them).
+def _decode(path):
+    from core.audio import decode_audio
 
-    Returns (wall time, the passes that finished). With `deadline_s`, files still running then are left out and the
-    wall time is the deadline: the caller reports audio done over that time as a lower bound.
+    return decode_audio(path)
+
+
+def run_audio(pipeline, future, out_dir: Path, name: str, options: TranscribeOptions | None, t0: float
+              ) -> PassResult:
+    """Like run_pass, for audio decoded elsewhere (`future` gives the samples); times count from `t0`."""
+    from core.writers import write_files
+
+    samples = future.result()
+    t_decoded = time.perf_counter()
+    first = FirstResult()
+    transcript = pipeline.transcribe_audio(samples, options or TranscribeOptions(), first)
+    t_write = time.perf_counter()
+    write_files(transcript, out_dir, name, ["json", "srt"])
+    end = time.perf_counter()
+    stages = {"decoded_at": t_decoded - t0, **transcript.timings, "write": end - t_write}
+    words = sum(len(s.words) for s in transcript.segments)
+    return PassResult(name, transcript.duration, end - t0, stages, None, words, len(transcript.segments))
+
+
+def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOptions | None = None,
+             deadline_s: float | None = None, log=print, decode_in_processes: bool = True
+             ) -> tuple[float, list[PassResult]]:
+    """All files in flight at once: one thread each runs the job, as a worker with that concurrency does.
+
+    With `decode_in_processes`, each file is decoded in a process pool (PyAV's per-frame Python would otherwise hold
+    the GIL against everything else), and the thread runs the rest through `Pipeline.transcribe_audio`. Torch's CPU
+    threads are divided among the jobs (silero and CPU features would otherwise oversubscribe the cores 16-fold).
+    Returns (wall time, the passes that finished). With `deadline_s`, files still running then are left out.
     """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
     results: list[PassResult | BaseException | None] = [None] * len(paths)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(paths)))
+    import multiprocessing
+
+    pool = (ProcessPoolExecutor(min(len(paths), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"))
+            if decode_in_processes else None)  # spawn: never fork a process that holds CUDA and vLLM's threads
+    if pool is not None:
+        list(pool.map(abs, range(pool._max_workers)))  # workers up before the clock starts, as in a server
     t0 = time.perf_counter()
+    decoded = [pool.submit(_decode, str(p)) for p in paths] if pool is not None else None
 
     def work(i: int) -> None:
         try:
-            r = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options)
+            if decoded is None:
+                r = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options)
+            else:
+                r = run_audio(pipeline, decoded[i], out_dir, f"many{i:02d}", options, t0)
             results[i] = r
             log(f"  file {i:02d} done at {time.perf_counter() - t0:.1f} s: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in r.stages.items()))
@@ -139,6 +182,9 @@ def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOpti
     for t in threads:
         t.join(None if deadline_s is None else max(0.0, deadline_s - (time.perf_counter() - t0)))
     wall = time.perf_counter() - t0
+    torch.set_num_threads(threads_before)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(paths)} files failed: {errors[0]!r}") from errors[0]

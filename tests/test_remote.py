@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -52,6 +53,19 @@ def key_never_leaks(caplog, capfd):
     logged = "\n".join(fmt.format(r) for when in ("setup", "call") for r in caplog.get_records(when))
     assert KEY not in logged
     assert KEY not in out and KEY not in err
+
+
+@pytest.fixture(autouse=True)
+def own_tempdir(tmp_path, monkeypatch):
+    """Every temp file this process makes (client and in-process worker) lands here; none may be left behind."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    yield tmp
+
+    def leftovers():  # torch's process-wide compile cache is made once per process, not per job
+        return [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")]
+    assert wait_until(lambda: not leftovers(), timeout=5), f"left behind: {leftovers()}"
 
 
 def remote(url: str, key: str = KEY, **overrides) -> RemotePipeline:
@@ -269,8 +283,6 @@ def speech():
 
 
 def _wav(samples) -> bytes:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         return write_audio(Path(tmp) / "speech.wav", samples, SR).read_bytes()
 
@@ -515,9 +527,11 @@ def running_app(tmp_path, endpoint_url: str, key: str):
 
 
 @pytest.mark.parametrize("api_kind", ["documented API", "SDK local API"])
-def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_path):
+def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_path, monkeypatch):
     """`ASR_BACKEND=runpod python app.py`: jobs through gradio_client come back with segments and four files."""
     from gradio_client import Client, handle_file
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # gradio_client's downloads: its cache, not ours
 
     wav = tmp_path / "interview.wav"
     wav.write_bytes(speech[1])
@@ -548,8 +562,9 @@ def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_pa
 
 
 @pytest.mark.browser
-def test_player_in_a_browser_in_runpod_mode(worker, tmp_path):
+def test_player_in_a_browser_in_runpod_mode(worker, tmp_path, monkeypatch):
     """The page in RunPod mode, in headless Debian chromium: upload, transcript rendered, a click seeks the audio."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the in-process app's gradio cache (it ages it out)
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")

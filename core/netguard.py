@@ -154,6 +154,8 @@ def check_url(url: str, *, allow_private: bool = False) -> Target:
         raw_host = parts.hostname or ""
         if port == 0:
             raise InputError("the URL's port must be 1-65535")
+    except InputError:  # an InputError is a ValueError too: keep its own message
+        raise
     except ValueError:
         raise InputError("the URL is malformed (bad host or port)") from None
     host, ip = _normalize_host(raw_host)

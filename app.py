@@ -31,6 +31,9 @@ def main() -> None:
     if config.app_mode != "webui":
         sys.exit(f"APP_MODE must be webui or runpod, not {config.app_mode!r}")
 
+    from webui.zerogpu import ZeroGpuPipeline, zerogpu_module
+
+    spaces = zerogpu_module()  # on a ZeroGPU Space this must be imported before torch touches CUDA
     from core.pipeline import make_pipeline
     from webui import build_demo, launch
 
@@ -38,6 +41,8 @@ def main() -> None:
         pipeline = make_pipeline(config)
     except CoreError as e:
         sys.exit(f"cannot start: {e}")
+    if spaces is not None and config.asr_backend != "runpod":
+        pipeline = ZeroGpuPipeline(pipeline, spaces)
     logging.getLogger("webui").info("ready: %s", pipeline.describe())
     launch(build_demo(pipeline, config), config)
 

@@ -62,6 +62,14 @@ class Pipeline:
 
         `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it).
         """
+        samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
+        if on_audio is not None:
+            on_audio(samples)
+        return self.transcribe_audio(samples, options, progress, timings=timings)
+
+    def load_audio(self, source, progress: Progress | None = None, *, filename: str | None = None,
+                   allow_local: bool = True):
+        """Fetch and decode: the CPU half of `transcribe`. Returns (samples, {"fetch": s, "decode": s})."""
         progress = progress or no_progress
         timer = _Timer()
         t0 = time.perf_counter()
@@ -72,16 +80,15 @@ class Pipeline:
                 progress("decode", 0, 1)
                 samples = audio_mod.decode_audio(path, max_duration_s=self.config.max_duration_s)
                 progress("decode", 1, 1)
-        if on_audio is not None:
-            on_audio(samples)
-        return self.transcribe_audio(samples, options, progress, _timer=timer)
+        return samples, timer.timings
 
     def transcribe_audio(self, samples, options: TranscribeOptions | None = None, progress: Progress | None = None,
-                         *, _timer: _Timer | None = None) -> Transcript:
-        """Transcribe 16 kHz mono float32 samples already in memory."""
+                         *, timings: dict[str, float] | None = None) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples already in memory; `timings` of earlier stages are carried on."""
         options = options or TranscribeOptions()
         progress = progress or no_progress
-        timer = _timer or _Timer()
+        timer = _Timer()
+        timer.timings.update(timings or {})
         cfg = self.config
         duration = len(samples) / SAMPLE_RATE
         if duration > cfg.max_duration_s:

@@ -1,0 +1,60 @@
+"""ZeroGPU Spaces lend a GPU only while a function decorated with `@spaces.GPU` runs.
+
+So on such a Space the job is split: fetch and decode stay in the app's process (CPU), and only
+`Pipeline.transcribe_audio` (plain data in, a Transcript out) runs inside the decorated call. Outside ZeroGPU the
+`spaces` decorator does nothing, so the same code path runs, and is tested, everywhere.
+"""
+from __future__ import annotations
+
+import os
+
+from core.types import SAMPLE_RATE, no_progress
+
+_pipeline = None  # the local Pipeline, set once by `on_zerogpu`; module-level so the GPU call pickles nothing big
+
+
+def zerogpu_module():
+    """The `spaces` module when running on a ZeroGPU Space (SPACES_ZERO_GPU set), else None.
+
+    Call before anything touches CUDA: `spaces` must patch torch first.
+    """
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return None
+    import spaces
+
+    return spaces
+
+
+def gpu_seconds(samples, options) -> int:
+    """GPU time to ask for: about a minute of GPU per 30 minutes of audio on a shared card, within ZeroGPU's cap."""
+    minutes = len(samples) / SAMPLE_RATE / 60
+    return int(min(300, 30 + 2 * minutes))
+
+
+def _transcribe_on_gpu(samples, options):
+    return _pipeline.transcribe_audio(samples, options)
+
+
+class ZeroGpuPipeline:
+    """The Pipeline surface (`describe`, `transcribe`) with the model stage inside `spaces.GPU`."""
+
+    def __init__(self, pipeline, spaces_module) -> None:
+        global _pipeline
+        _pipeline = pipeline
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self._on_gpu = spaces_module.GPU(duration=gpu_seconds)(_transcribe_on_gpu)
+
+    def describe(self) -> str:
+        return f"{self.pipeline.describe()} on ZeroGPU"
+
+    def transcribe(self, source, options=None, progress=None, *, filename=None, allow_local=True, on_audio=None):
+        progress = progress or no_progress
+        samples, timings = self.pipeline.load_audio(source, progress, filename=filename, allow_local=allow_local)
+        if on_audio is not None:
+            on_audio(samples)
+        progress("transcribe", 0, None)  # the GPU call runs in another process: no chunk counts from inside it
+        transcript = self._on_gpu(samples, options)
+        transcript.timings = {**timings, **transcript.timings}
+        progress("merge", 1, 1)
+        return transcript

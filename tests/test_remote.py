@@ -620,7 +620,8 @@ def test_cli_writes_the_files_and_ctrl_c_cancels_the_job(worker, media, tmp_path
                                  "-o", str(tmp_path / "out2"), "https://example.com/episode.mp3"],
                                 env=cli_env(api), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            assert wait_until(lambda: len(api.jobs) == 1, timeout=60)
+            # Ctrl-C once the CLI is waiting on the job (before it has the job's id, there is nothing to cancel).
+            assert wait_until(lambda: len(api.ops("status")) > 0, timeout=60)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:

@@ -1,11 +1,12 @@
 """Cut decoded audio into chunks for the ASR model, and tell which chunks hold speech at all.
 
-Cuts are placed with a vectorised energy criterion (10 ms frame power in dB against the file's own loud and quiet
-levels), which costs about a tenth of a second per audio hour; a neural VAD over the whole file costs seconds
-per hour even batched (see bench/bench_audio.py). Silero VAD is used only where energy cannot tell: whether a
-chunk that is not silent contains speech or only noise, tones or music. It runs on all such chunks as one batch
-and drops each chunk from the batch as soon as it has heard enough speech, so speech chunks cost about a second
-of audio each.
+Cuts go in silences found by a vectorised energy criterion (10 ms frame power in dB against the file's own loud
+and quiet levels): about a tenth of a second per audio hour, where silero VAD over a whole file costs seconds
+per hour even batched (bench/bench_audio.py has the numbers). Silero runs only where energy cannot tell:
+inside stretches too long to hold a cut window without a silence (speech over a loud music bed), to find the
+pauses in the speech, and to decide whether a chunk that is not silent holds speech or only noise, tones or
+music. There all chunks go as one batch and each leaves it as soon as it is decided, so a speech chunk costs
+about a second of audio.
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ FIELDS: dict[str, Field] = {
     "language": Field(str, "auto", "'auto' or one of the 30 language names / ISO 639-1 codes"),
     "word_timestamps": Field(bool, True, "align words with Qwen3-ForcedAligner (11 languages)"),
     "context": Field(str, "", f"names and terms to help recognition (at most {MAX_CONTEXT_CHARS} characters)"),
-    "formats": Field(list, [], "subtitle/text renderings to return as strings: any of srt, vtt, txt"),
+    "formats": Field(list, (), "subtitle/text renderings to return as strings: any of srt, vtt, txt"),
     "chunk_seconds": Field((int, float), None, "target chunk length in seconds, 5 to 180 (default: server setting)"),
 }
 
@@ -59,7 +59,7 @@ class JobInput:
 
     def to_payload(self) -> dict:
         """The `input` object of a RunPod request; defaults left out."""
-        out = {k: v for k, v in asdict(self).items() if v is not None and v != FIELDS[k].default}
+        out = {k: v for k, v in asdict(self).items() if v is not None and v != FIELDS[k].default and v != ()}
         if "formats" in out:
             out["formats"] = list(out["formats"])
         if self.language is None:

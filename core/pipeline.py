@@ -6,6 +6,7 @@ options and returns a `Transcript`. Front ends (CLI, web app, RunPod worker) are
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -13,8 +14,9 @@ from dataclasses import replace
 from . import audio as audio_mod
 from .chunking import plan_chunks, speech_flags
 from .config import Config, get_config
-from .errors import TooLargeError
-from .languages import ALIGNER_LANGUAGES
+from .errors import InputError, TooLargeError
+from .jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS
+from .languages import ALIGNER_LANGUAGES, normalize_language
 from .merge import build_transcript
 from .sources import open_source
 from .types import (SAMPLE_RATE, AlignRequest, AsrRequest, ChunkText, Progress, Transcript, TranscribeOptions,
@@ -62,6 +64,7 @@ class Pipeline:
 
         `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it).
         """
+        options = check_options(options)  # before any download
         samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:
             on_audio(samples)
@@ -85,7 +88,7 @@ class Pipeline:
     def transcribe_audio(self, samples, options: TranscribeOptions | None = None, progress: Progress | None = None,
                          *, timings: dict[str, float] | None = None) -> Transcript:
         """Transcribe 16 kHz mono float32 samples already in memory; `timings` of earlier stages are carried on."""
-        options = options or TranscribeOptions()
+        options = check_options(options)
         progress = progress or no_progress
         timer = _Timer()
         timer.timings.update(timings or {})
@@ -148,6 +151,21 @@ class Pipeline:
         return words
 
 
+def check_options(options: TranscribeOptions | None) -> TranscribeOptions:
+    """Options from any caller held to the job schema's rules: an InputError, never a model told "Klingon" or a
+    chunk length the planner cannot use. The language comes back as its model name ("en" -> "English")."""
+    options = options or TranscribeOptions()
+    chunk = options.chunk_seconds
+    if chunk is not None:
+        lo, hi = CHUNK_SECONDS_RANGE
+        number = isinstance(chunk, (int, float)) and not isinstance(chunk, bool) and math.isfinite(chunk)
+        if not (number and lo <= chunk <= hi):
+            raise InputError(f"chunk_seconds must be between {lo:g} and {hi:g}")
+    if not isinstance(options.context, str) or len(options.context) > MAX_CONTEXT_CHARS:
+        raise InputError(f"the context must be text of at most {MAX_CONTEXT_CHARS} characters")
+    return replace(options, language=normalize_language(options.language))
+
+
 def make_pipeline(config: Config | None = None):
     """The pipeline the configuration asks for: local models, or a RunPod endpoint (ASR_BACKEND=runpod)."""
     config = config or get_config()
@@ -158,4 +176,4 @@ def make_pipeline(config: Config | None = None):
     return Pipeline(config)
 
 
-__all__ = ["Pipeline", "make_pipeline", "replace"]
+__all__ = ["Pipeline", "check_options", "make_pipeline", "replace"]

@@ -1,0 +1,417 @@
+"""Hostile input through all three entry points: the core API, the RunPod handler and the web app.
+
+One table of cases, each run through every entry point that can express it (`hostile_helpers`), each asserting:
+the user gets a clear message with the expected phrase (or, for odd but valid audio, a correct result); the
+message holds no stack trace, local path or host name of this machine; the loopback canary received nothing; no
+temporary file is left; and the next good job in the same entry point still succeeds.
+
+Everything runs as deployed, with the private-address switch OFF. Cases that need a public web server (a
+redirect to loopback, DNS names that resolve inward, the fetch limits) run in a private network namespace
+(`hostile_netns.py`). Last, hypothesis throws generated jobs at the handler.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hostile_netns
+from audio_helpers import espeak, noise, resample, silence, tone, write_audio, write_video_only
+from core.jobs import RUNSYNC_PAYLOAD_LIMIT
+from core.pipeline import Pipeline
+from hostile_helpers import (CoreEntry, Expect, Hostile, NotApplicable, Outcome, WebEntry, WorkerEntry,
+                             good_speech_ok, leaks, leftovers)
+from model_helpers import make_tiny_config
+from net_helpers import Canary, wait_until
+from runpod_worker.handler import Worker
+
+SR = 16000
+ENTRIES = ("core", "worker", "web")
+MAX_DURATION_S = 6.0
+MAX_DOWNLOAD_BYTES = 1_000_000
+
+
+# -- the audio the file cases upload ------------------------------------------------------------------------------
+
+def png_bytes() -> bytes:
+    """A real 8x8 grey PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\0" + bytes([128] * 8) for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@dataclass
+class Media:
+    speech: np.ndarray
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return len(self.speech) / SR
+
+
+def build_media(folder: Path) -> Media:
+    speech = np.concatenate([silence(0.3), espeak("Hello there, this is a short test."), silence(0.3)])
+    m = Media(speech)
+
+    def encoded(name: str, samples, rate: int = SR, **kw) -> bytes:
+        return write_audio(folder / name, samples, rate, **kw).read_bytes()
+
+    m.files["good"] = encoded("good.wav", speech)
+    m.files["empty"] = b""
+    m.files["html"] = b"<!DOCTYPE html><html><head><title>Episode 12</title></head><body>Not audio</body></html>" * 20
+    m.files["png"] = png_bytes()
+    whole = encoded("whole.mp3", np.tile(speech, 2))  # ~5 s, under the limit
+    m.files["mp3 head"] = whole[:300]
+    m.files["mp3 half"] = whole[: len(whole) // 2]
+    m.files["video"] = write_video_only(folder / "silent-film.mp4").read_bytes()
+    m.files["long"] = encoded("long.ogg", tone(220, 5 * MAX_DURATION_S), bitrate=12_000)  # tiny, 30 s long
+    m.files["silence"] = encoded("silence.wav", silence(3.0))
+    m.files["hiss"] = encoded("hiss.wav", noise(3.0, level_db=-50))
+    m.files["random"] = np.random.default_rng(7).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    m.files["8ch"] = encoded("8ch.wav", np.stack([speech] * 8))
+    m.files["192k"] = encoded("192k.wav", resample(speech, SR, 192_000), 192_000)
+    m.files["big"] = bytes(MAX_DOWNLOAD_BYTES + 1000)
+    return m
+
+
+# -- the table ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ctx:
+    canary: int  # the canary's port: SSRF URLs aim at it, so a request that slips through is seen
+    media: Media
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[Ctx], Hostile]
+    expect: Expect
+    ssrf: bool = False
+    entries: tuple[str, ...] = ENTRIES
+    xfail: dict[str, str] = field(default_factory=dict)  # entry -> the known bug it hits
+
+
+def url(template: str) -> Callable[[Ctx], Hostile]:
+    return lambda c: Hostile(url=template.format(canary=c.canary))
+
+
+def upload(key: str, filename: str) -> Callable[[Ctx], Hostile]:
+    return lambda c: Hostile(data=c.media.files[key], filename=filename)
+
+
+def job(raw) -> Callable[[Ctx], Hostile]:
+    return lambda c: Hostile(job=raw)
+
+
+def speech_with(**options) -> Callable[[Ctx], Hostile]:
+    return lambda c: Hostile(data=c.media.files["good"], filename="talk.wav", **options)
+
+
+BLOCKED = "only public addresses can be fetched"
+ODD_IP = "write an IP address as four decimal numbers"
+NOT_AUDIO = "not a recognised audio or video file"
+WORKER_ONLY = ("worker",)
+WEB_LEAK = ("webui launches with show_error=True, so Gradio's own errors reach the client verbatim; this one names "
+            "the server's working directory. Fix: launch(show_error=False) — gr.Error messages are still shown")
+
+CASES = [
+    # schemes and argument injection
+    Case("file: URL", url("file:///etc/passwd"), Expect("'file' inputs are not supported")),
+    Case("ftp: URL", url("ftp://127.0.0.1:{canary}/a.mp3"), Expect("'ftp' inputs are not supported")),
+    Case("data: URL", url("data:audio/mpeg;base64,SUQzBAAAAAAA"), Expect("'data' inputs are not supported")),
+    Case("ffmpeg concat:", url("concat:/etc/passwd|/etc/hosts"), Expect("'concat' inputs are not supported")),
+    Case("ffmpeg subfile:", url("subfile:,,start,0,end,0,,:/etc/passwd"), Expect("'subfile' inputs are not")),
+    Case("gopher: to loopback", url("gopher://127.0.0.1:{canary}/_GET"), Expect("'gopher' inputs are not"), True),
+    Case("leading dash", url("--exec=touch /tmp/pwned"), Expect("starts with '-'")),
+    Case("leading dash then URL", url("-o/tmp/x http://127.0.0.1:{canary}/"), Expect("starts with '-'"), True),
+    Case("server path", lambda c: Hostile(server_path="/etc/passwd"),
+         Expect("only http and https URLs are accepted here", per_entry={"web": "not uploaded by a user"})),
+    Case("relative server path", lambda c: Hostile(server_path="secret.mp3"),
+         Expect("only http and https URLs are accepted here", per_entry={"web": "not uploaded by a user"}),
+         xfail={"web": WEB_LEAK}),
+    # SSRF: every spelling of "this machine or its network"
+    Case("loopback IP", url("http://127.0.0.1:{canary}/a.mp3"), Expect("a loopback address; " + BLOCKED), True),
+    Case("loopback, upper-case scheme", url("HTTP://127.0.0.2:{canary}/a.mp3"), Expect("loopback address"), True),
+    Case("localhost", url("http://localhost:{canary}/a.mp3"), Expect("a loopback name"), True),
+    Case("0.0.0.0", url("http://0.0.0.0:{canary}/a.mp3"), Expect("an unspecified address"), True),
+    Case("cloud metadata", url("http://169.254.169.254/latest/meta-data/"), Expect("link-local address"), True),
+    Case("private 10.x", url("http://10.0.0.1:{canary}/a.mp3"), Expect("a private address; " + BLOCKED), True),
+    Case("private 192.168.x", url("https://192.168.1.1/a.mp3"), Expect("a private address"), True),
+    Case("CGNAT 100.64.x", url("http://100.64.0.1:{canary}/a.mp3"), Expect("carrier-grade NAT"), True),
+    Case("IPv6 loopback", url("http://[::1]:{canary}/a.mp3"), Expect("loopback or IPv4-compatible address"), True),
+    Case("IPv4-mapped IPv6", url("http://[::ffff:127.0.0.1]:{canary}/a.mp3"), Expect("loopback address"), True),
+    Case("IPv6 unique-local", url("http://[fd00::1]:{canary}/a.mp3"), Expect("unique-local address"), True),
+    Case("NAT64 of metadata", url("http://[64:ff9b::a9fe:a9fe]/a.mp3"), Expect("link-local address"), True),
+    Case("decimal IP", url("http://2130706433:{canary}/a.mp3"), Expect(ODD_IP), True),
+    Case("hex IP", url("http://0x7f000001:{canary}/a.mp3"), Expect(ODD_IP), True),
+    Case("short IP", url("http://127.1:{canary}/a.mp3"), Expect(ODD_IP), True),
+    Case("octal IP", url("http://0177.0.0.1:{canary}/a.mp3"), Expect(ODD_IP), True),
+    Case("credentials in URL", url("http://user:pw@127.0.0.1:{canary}/a.mp3"), Expect("user name or password"),
+         True),
+    Case("SSH port", url("http://93.184.215.14:22/a.mp3"), Expect("port 22 is used by other services")),
+    # files
+    Case("zero-byte upload", upload("empty", "empty.mp3"), Expect("empty")),
+    Case("HTML renamed .mp3", upload("html", "episode.mp3"), Expect(NOT_AUDIO)),
+    Case("PNG renamed .mp3", upload("png", "cover.mp3"), Expect("no audio stream")),
+    Case("random bytes .wav", upload("random", "noise.wav"), Expect(NOT_AUDIO)),
+    Case("mp3 cut to 300 bytes", upload("mp3 head", "cut.mp3"), Expect("it may be truncated")),
+    Case("mp3 cut in half", upload("mp3 half", "half.mp3"), Expect(duration=(2.3, 2.8))),  # decodes what is there
+    Case("video with no audio", upload("video", "silent-film.mp4"), Expect("no audio stream")),
+    Case("over-long audio", upload("long", "long.ogg"), Expect("the limit is 0.1 min")),
+    Case("silence only", upload("silence", "silence.wav"), Expect(warning="no speech detected", empty=True)),
+    Case("hiss only", upload("hiss", "hiss.wav"), Expect(warning="no speech detected", empty=True)),
+    Case("8-channel speech", upload("8ch", "surround.wav"), Expect(speech=True)),
+    Case("192 kHz speech", upload("192k", "studio.wav"), Expect(speech=True)),
+    # options
+    Case("unsupported language", speech_with(language="Klingon"), Expect("unsupported language 'Klingon'")),
+    Case("chunk length out of range", speech_with(chunk_seconds=-3),
+         Expect("between 5 and 180", per_entry={"web": "less than minimum value 5"})),
+    Case("context too long", speech_with(context="x" * 5000), Expect("4000")),
+    # worker payloads
+    Case("base64 garbage", job({"audio_base64": "@@ not base64 at all $$"}), Expect("not valid base64"),
+         entries=WORKER_ONLY),
+    Case("base64 over RunPod's limit", job({"audio_base64": "A" * (RUNSYNC_PAYLOAD_LIMIT + 4)}),
+         Expect("pass its address as 'audio_url'"), entries=WORKER_ONLY),
+    Case("base64 over MAX_DOWNLOAD_BYTES", lambda c: Hostile(job={
+        "audio_base64": base64.b64encode(c.media.files["big"]).decode()}), Expect("MAX_DOWNLOAD_BYTES"),
+        entries=WORKER_ONLY),
+    Case("unknown job key", job({"audio_url": "https://example.com/a.mp3", "webhook": "http://127.0.0.1/"}),
+         Expect("unknown input field(s): webhook"), entries=WORKER_ONLY),
+    Case("URL of the wrong type", job({"audio_url": ["https://example.com/a.mp3"]}),
+         Expect("'audio_url' must be a string"), entries=WORKER_ONLY),
+    Case("flag of the wrong type", job({"audio_url": "https://example.com/a.mp3", "word_timestamps": "no"}),
+         Expect("'word_timestamps' must be a boolean"), entries=WORKER_ONLY),
+    Case("input not an object", job(["https://example.com/a.mp3"]), Expect("must be a JSON object"),
+         entries=WORKER_ONLY),
+    Case("both sources", job({"audio_url": "https://example.com/a.mp3", "audio_base64": "AAAA"}),
+         Expect("exactly one of"), entries=WORKER_ONLY),
+]
+
+
+def params():
+    for case in CASES:
+        for entry in case.entries:
+            marks = [pytest.mark.xfail(reason=case.xfail[entry], strict=True)] if entry in case.xfail else []
+            yield pytest.param(case, entry, id=f"{entry}: {case.name}", marks=marks)
+
+
+# -- fixtures -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def config():
+    return make_tiny_config(max_duration_s=MAX_DURATION_S, max_download_bytes=MAX_DOWNLOAD_BYTES, max_upload_mb=4,
+                            app_queue_size=8)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    return build_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="module")
+def canary():
+    with Canary() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pipeline(config, tiny_asr, tiny_aligner):
+    assert not config.allow_private_urls  # as deployed
+    return Pipeline(config, asr=tiny_asr, aligner=tiny_aligner)
+
+
+@pytest.fixture(scope="module")
+def entries(pipeline, config, tmp_path_factory):
+    from webui_helpers import serve
+
+    worker = Worker(pipeline)
+    with serve(config, pipeline) as app:
+        yield {"core": CoreEntry(pipeline), "worker": WorkerEntry(worker),
+               "web": WebEntry(app, tmp_path_factory.mktemp("uploads"))}
+    worker.close()
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Every temp file a job makes lands here (the web app's threads included); none may be left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    yield tmp
+    assert wait_until(lambda: not leftovers(tmp), 5), f"left behind: {leftovers(tmp)}"
+
+
+# -- checks -------------------------------------------------------------------------------------------------------
+
+def check(out: Outcome, expect: Expect, entry: str, media: Media, private: Path) -> None:
+    phrase = expect.phrase_for(entry)
+    if phrase is not None:
+        assert out.error is not None, f"expected an error with {phrase!r}, got a transcript: {out.transcript}"
+        assert phrase.lower() in out.error.lower(), out.error
+        assert not leaks(out.error, private), (leaks(out.error, private), out.error)
+        return
+    assert out.error is None, out.error
+    tr = out.transcript
+    if expect.warning:
+        assert expect.warning in tr["warnings"], tr["warnings"]
+        if entry == "web":
+            assert expect.warning in out.shown  # the summary under the button says so too
+    if expect.empty:
+        assert tr["text"] == "" and tr["segments"] == [], tr
+    if expect.speech:
+        assert abs(tr["duration"] - media.duration) < 0.05 and tr["text"].strip(), tr
+    if expect.duration:
+        assert expect.duration[0] <= tr["duration"] <= expect.duration[1] and tr["text"].strip(), tr
+    for seg in tr["segments"]:
+        assert 0 <= seg["start"] <= seg["end"] <= tr["duration"] + 1e-6
+
+
+# -- the suite ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, entry", list(params()))
+def test_hostile_input(case, entry, entries, media, canary, private_tmp):
+    run = entries[entry]
+    ctx = Ctx(canary.port, media)
+    hits = len(canary.hits)
+    out = run.run(case.make(ctx))
+    check(out, case.expect, entry, media, private_tmp)
+    if case.ssrf:
+        assert not wait_until(lambda: len(canary.hits) > hits, 0.2), "the canary was contacted"
+    assert len(canary.hits) == hits, "the canary was contacted"
+    good_speech_ok(run.run(Hostile(data=media.files["good"], filename="good.wav")), media.duration)
+
+
+def test_every_case_runs_somewhere():
+    assert len(CASES) >= 25
+    assert len({c.name for c in CASES}) == len(CASES)
+    assert all(c.entries and set(c.entries) <= set(ENTRIES) for c in CASES)
+    assert sum(len(c.entries) == 3 for c in CASES) >= 25  # most cases run through all three entry points
+    with pytest.raises(NotApplicable):
+        CoreEntry(None).run(Hostile(job={}))
+
+
+# -- a public server in a private network namespace -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def netns_results(tmp_path_factory, tiny_asr_dir, tiny_aligner_dir):
+    """Run hostile_netns.py in its own network + mount namespace once; skip where namespaces are not allowed."""
+    folder = tmp_path_factory.mktemp("netns")
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare(1) and ip(8) to build a private network namespace")
+    probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here (needs root or CAP_SYS_ADMIN): {probe.stderr.strip()}")
+    out = folder / "results.json"
+    env = dict(os.environ, HOSTILE_OUT=str(out), HOSTILE_ASR_DIR=str(tiny_asr_dir),
+               HOSTILE_ALIGNER_DIR=str(tiny_aligner_dir), GRADIO_ANALYTICS_ENABLED="False",
+               HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    run = subprocess.run(hostile_netns.command(sys.executable, hostile_netns.hosts_file(folder)), env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and out.exists(), run.stderr[-4000:]
+    records = json.loads(out.read_text())
+    return {(r["case"], r.get("entry")): r for r in records}
+
+
+NETNS = [pytest.param(name, entry, expect, ssrf, id=f"{entry}: {name}")
+         for name, _target, expect, ssrf in hostile_netns.CASES for entry in ENTRIES]
+
+
+@pytest.mark.parametrize("name, entry, expect, ssrf", NETNS)
+def test_hostile_url_from_a_public_server(netns_results, name, entry, expect, ssrf):
+    rec = netns_results[(name, entry)]
+    assert "crash" not in rec, rec["crash"]
+    assert rec["error"] and expect.phrase.lower() in rec["error"].lower(), rec["error"]
+    assert not leaks(rec["error"]), rec["error"]
+    assert hostile_netns.SECRET.decode() not in rec["error"]  # a fetched body is never echoed
+    assert rec["canary_hits"] == 0, "the canary on loopback was contacted"
+    assert rec["leftovers"] == [], rec["leftovers"]
+    # the next job, from the same public server with the switch still off, works
+    duration = netns_results[("__server__", None)]["good_duration"]
+    good_speech_ok(Outcome(**rec["next"]), duration)
+
+
+# -- fuzzing the worker's input schema through the handler --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_worker(pipeline):
+    w = Worker(pipeline)
+    yield w
+    w.close()
+
+
+def job_inputs(canary_port: int, good_b64: str):
+    """Jobs near the valid ones (a good source, each option valid or hostile), jobs with any value in any field,
+    and inputs that are not objects at all."""
+    anything = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+                | st.lists(st.text(max_size=5), max_size=3)
+                | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+    urls = st.sampled_from([f"http://127.0.0.1:{canary_port}/a.mp3", f"http://[::1]:{canary_port}/",
+                            f"http://2130706433:{canary_port}/", f"http://localhost:{canary_port}/",
+                            f"http://[::ffff:7f00:1]:{canary_port}/", "http://169.254.169.254/", "file:///etc/passwd",
+                            "concat:/etc/passwd", "-x", "/etc/passwd"]) | st.text(max_size=40)
+    good = st.sampled_from([good_b64, "data:audio/wav;base64," + good_b64, good_b64.replace("+", "-")])
+    bad = st.sampled_from(["%%%", "", "data:text/html,<b>x</b>", "QUFB" * 3, good_b64[:101]])
+    valid = {  # values a client may send; the near-valid jobs mostly hold these
+        "filename": st.sampled_from(["a.wav", "../../etc/passwd", "x" * 300, "a.exe", "", ".mp3", "a.wav\0.exe"]),
+        "language": st.sampled_from(["en", "auto", "English", "fr", "zh-CN", ""]),
+        "word_timestamps": st.booleans(),
+        "context": st.text(max_size=50),
+        "formats": st.lists(st.sampled_from(["srt", "vtt", "txt", "SRT"]), max_size=4),
+        "chunk_seconds": st.sampled_from([5, 30, 180, 12.5]),
+    }
+    invalid = {
+        "filename": st.integers(), "language": st.sampled_from(["Klingon", "../", "en\0"]),
+        "word_timestamps": st.sampled_from(["no", 0, None]), "context": st.text(min_size=4001, max_size=4001),
+        "formats": st.lists(st.sampled_from(["pdf", "", "../srt"]), min_size=1, max_size=2),
+        "chunk_seconds": st.sampled_from([4.99, 0, -1, 1e9, float("inf"), float("nan"), True, "30"]),
+    }
+    options = {k: v | invalid[k] | anything for k, v in valid.items()}
+    near_valid = st.fixed_dictionaries({"audio_base64": good}, optional=valid)
+    hostile_url = st.fixed_dictionaries({"audio_url": urls}, optional=options)
+    wild = st.fixed_dictionaries({}, optional={**options, "audio_url": urls | anything,
+                                               "audio_base64": good | bad | anything, "extra": anything})
+    return st.one_of(near_valid, hostile_url, wild, anything)
+
+
+def test_fuzzed_jobs_always_get_an_answer(fuzz_worker, media, canary, private_tmp):
+    """Any job gives {"output": transcript} or {"error": message} through the SDK's wrapper, never a traceback."""
+    good_b64 = base64.b64encode(media.files["good"]).decode()
+    hits = len(canary.hits)
+    answered = {"output": 0, "error": 0}
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(job_inputs(canary.port, good_b64), st.text(max_size=12))
+    def one(raw, job_id):
+        out = WorkerEntry(fuzz_worker).run_job({"id": job_id, "input": raw})
+        if out.error is not None:
+            answered["error"] += 1
+            assert out.error.strip() and not leaks(out.error, private_tmp), out.error
+        else:
+            answered["output"] += 1
+            assert {"text", "segments", "warnings", "duration", "language"} <= set(out.transcript)
+            assert json.loads(json.dumps(out.transcript)) == out.transcript
+
+    one()
+    assert answered["error"] > 0 and answered["output"] > 0, answered
+    assert len(canary.hits) == hits, "a fuzzed job reached the canary"
+    assert not leftovers(private_tmp)

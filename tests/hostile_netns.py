@@ -6,8 +6,9 @@ address. This script runs inside its own network and mount namespaces (see `comm
 names that resolve to loopback). Nothing outside the namespace is touched; it has no route anywhere else.
 
 It runs every case in `CASES` through the three entry points, each followed by a good job from the public
-server, and writes one JSON record per (case, entry point) to the file named by HOSTILE_OUT; test_hostile.py
-makes the assertions. Run with HOSTILE_ASR_DIR / HOSTILE_ALIGNER_DIR naming tiny checkpoints.
+server, then offers the web app's file input a URL (FILEDATA_URL_PATH), and writes one JSON record per (case,
+entry point) to the file named by HOSTILE_OUT; test_hostile.py makes the assertions. HOSTILE_ASR_DIR and
+HOSTILE_ALIGNER_DIR name the tiny checkpoints.
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ CASES = [
     ("trickle past the deadline", "/slow.wav", Expect("DOWNLOAD_TIMEOUT_S"), False),
 ]
 GOOD_PATH = "/speech.wav"
+# The web app's file input, given a FileData whose path is a URL (only an API client can send one).
+FILEDATA_URL_PATH = "/big.mp3"
 
 
 def url_for(target: str, media_base: str, canary_port: int) -> str:
@@ -91,6 +94,7 @@ def serve_routes(srv, canary_port: int, speech: bytes) -> None:
     srv.add_bytes("/bomb.mp3", bomb, "audio/mpeg", headers={"Content-Encoding": "gzip"})
     srv.add_bytes("/notes.txt", SECRET * 10, "text/plain")
     srv.add_trickle("/slow.wav", speech, delay=0.2, piece=1024)
+    srv.add_stream(FILEDATA_URL_PATH, total=8 * MAX_DOWNLOAD_BYTES, content_length=8 * MAX_DOWNLOAD_BYTES)
 
 
 def public_media_server(host: str):
@@ -168,6 +172,12 @@ def main() -> None:
                 rec["leftovers"] = leftovers(private_tmp)
                 rec["seconds"] = round(time.monotonic() - t0, 2)
                 records.append(rec)
+        web = entries[-1]
+        seen = len(srv.seen)
+        out = web.run(Hostile(server_path=media + FILEDATA_URL_PATH))
+        records.append({"case": "__filedata_url__", "entry": "web", **dataclasses.asdict(out),
+                        "fetched": [p for p in srv.paths_seen()[seen:] if p == FILEDATA_URL_PATH],
+                        "next": dataclasses.asdict(web.run(good))})
         rec = {"case": "__server__", "paths_seen": srv.paths_seen(), "good_duration": duration}
         records.append(rec)
     worker.close()

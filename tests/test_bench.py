@@ -13,7 +13,8 @@ from bench import synth
 from bench.original import toolkit_chunks, toolkit_words
 from bench.pipeline_bench import FirstResult, SpeechRateText, filler_text, format_table, rtfx
 from bench.report import summary
-from core.asr.vllm_backend import GroupCommit, fixed_token_budget, to_chunk_text
+from core.asr.prompts import chunk_text as to_chunk_text
+from core.asr.vllm_backend import GroupCommit, fixed_token_budget
 from core.types import SAMPLE_RATE, AsrRequest, ChunkText
 
 

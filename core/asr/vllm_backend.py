@@ -21,7 +21,6 @@ import threading
 
 from ..config import Config
 from ..errors import ModelError
-from ..languages import language_from_model
 from ..types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 from . import prompts
 
@@ -99,16 +98,8 @@ class VllmAsr:
         self.last_stats = {"requests": len(outputs),
                            "prompt_tokens": sum(len(o.prompt_token_ids or ()) for o in outputs),
                            "generated_tokens": sum(len(o.outputs[0].token_ids) for o in outputs)}
-        return [to_chunk_text(out.outputs[0].text, r.language, out.outputs[0].finish_reason == "length")
+        return [prompts.chunk_text(out.outputs[0].text, r.language, out.outputs[0].finish_reason == "length")
                 for r, out in zip(requests, outputs)]
-
-
-def to_chunk_text(raw: str, forced_language: str | None, hit_limit: bool) -> ChunkText:
-    """The model's answer -> ChunkText: language named as core.languages names it, loops cut, truncation flagged."""
-    detected, text = prompts.parse_output(raw)
-    language = forced_language or language_from_model(detected or "")
-    text, looped = prompts.cut_repetitions(text)
-    return ChunkText(language=language, text=text, truncated=hit_limit or looped)
 
 
 VllmAsrBackend = VllmAsr  # the name the GPU issue uses

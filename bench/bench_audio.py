@@ -1,6 +1,6 @@
 """Decode and chunking timings on CPU, and cut quality of the energy detector against silero VAD.
 
-    python bench/bench_audio.py [--cache DIR] [--minutes 10] [--hours 1] [--workers 1,2,4,8]
+    python bench/bench_audio.py [--cache DIR] [--minutes 10] [--hours 1] [--formats mp3,m4a,ogg]
 
 Inputs are synthetic podcasts (espeak-ng sentences with pauses of known length, tests/audio_helpers.py), encoded
 the way podcasts are published (MP3 128 kb/s 44.1 kHz stereo; AAC and Opus 48 kHz stereo) and repeated by
@@ -88,24 +88,18 @@ def best_of(fn, repeat: int):
     return min(times), result
 
 
-def bench_decode(cache: Path, meta: dict, formats: list[str], workers: list[int], repeat: int) -> np.ndarray:
+def bench_decode(cache: Path, meta: dict, formats: list[str], repeat: int) -> np.ndarray:
     hours = meta["duration"] * meta["repeat"] / 3600
-    print(f"\n## decode to 16 kHz mono float32 ({hours:.2f} h files; s per audio hour; {os.cpu_count()} CPUs)")
-    print(f"{'file':22s} {'workers':>7s} {'s/hour':>8s} {'x serial':>8s}  max |diff| vs serial")
+    print(f"\n## decode to 16 kHz mono float32 ({hours:.2f} h files; one core)")
+    print(f"{'file':22s} {'s/hour':>8s} {'x realtime':>10s}")
     kept = None
     for ext in formats:
         path = cache / f"podcast_x{meta['repeat']}.{ext}"
-        serial_t, serial = best_of(lambda: decode_audio(path, workers=1), repeat)
-        print(f"{path.name:22s} {1:7d} {serial_t / hours:8.2f} {1.0:8.2f}  -")
-        for w in workers:
-            if w == 1:
-                continue
-            t, out = best_of(lambda: decode_audio(path, workers=w), repeat)
-            diff = "length differs" if len(out) != len(serial) else f"{float(np.abs(out - serial).max()):.2e}"
-            print(f"{'':22s} {w:7d} {t / hours:8.2f} {serial_t / t:8.2f}  {diff}")
+        t, out = best_of(lambda: decode_audio(path), repeat)
+        print(f"{path.name:22s} {t / hours:8.2f} {3600 / (t / hours):10.0f}")
         if ext == "mp3":
-            kept = serial
-        del serial
+            kept = out
+        del out
     return kept
 
 
@@ -224,7 +218,6 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bench-audio"))
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the synthetic podcast")
     ap.add_argument("--hours", type=float, default=1.0, help="length of the looped files timed for decode")
-    ap.add_argument("--workers", default="1,2,4,8")
     ap.add_argument("--formats", default=",".join(FORMATS), help="which of mp3,m4a,ogg to time")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: decode,chunking,quality")
@@ -232,13 +225,12 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     formats = sorted(set(args.formats.split(",")) | {"mp3"}, key=list(FORMATS).index)
     meta = make_inputs(args.cache, args.minutes, args.hours, formats)
-    workers = [int(w) for w in args.workers.split(",")]
     x = None
     if "decode" not in skip:
-        x = bench_decode(args.cache, meta, formats, workers, args.repeat)
+        x = bench_decode(args.cache, meta, formats, args.repeat)
     if "chunking" not in skip:
         if x is None:
-            x = decode_audio(args.cache / f"podcast_x{meta['repeat']}.mp3", workers=max(workers))
+            x = decode_audio(args.cache / f"podcast_x{meta['repeat']}.mp3")
         bench_chunking(x, args.repeat)
     if "quality" not in skip:
         cut_quality(meta, args.cache)

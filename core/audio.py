@@ -4,21 +4,13 @@ Frames stream through FFmpeg's resampler into one growing float32 buffer, so mem
 result (an hour is 230 MB) and the file is never held at its source rate. Bad input raises `DecodeError` and
 over-long input `TooLargeError`, with messages safe to show a user (no local path in them).
 
-With `workers > 1` a long file is decoded in parallel: the calling thread demuxes packets in order and hands
-groups of them (~30 s each) to decoder threads. Each thread has its own decoder and first decodes the end of the
-previous group again (pre-roll, discarded) so that codec state (MP3 bit reservoir, MDCT overlap) and resampler
-history match a serial decode. PyAV releases the GIL inside FFmpeg's decode and filter calls, so plain threads
-scale; no worker processes, no seeking (which is not sample-exact in MP3).
+Decoding is serial on purpose. A parallel version (groups of packets decoded in threads with a pre-roll, output
+bit-exact with this one; commit a2144b4) ran 0.88x as fast with 2 threads and 0.48x with 4 to 16 on a 16-core
+machine: FFmpeg releases the GIL for each ~25 ms audio frame, so threads spend their time handing the GIL over.
 """
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import av
@@ -34,10 +26,6 @@ _RESAMPLER_OPTIONS = {"rematrix_maxval": "1.0"}
 _BATCH_FRAMES = 32  # decoded frames handed to the resampler at once
 _DTYPES = {"u8": "u1", "s16": "<i2", "s32": "<i4", "s64": "<i8", "flt": "<f4", "dbl": "<f8"}
 _MAX_BAD_PACKETS = 50  # corrupt packets are skipped as FFmpeg's CLI does, up to this many (or half of them)
-_GROUP_S = 30.0  # audio per parallel task: long enough to amortise the pre-roll, short enough to balance threads
-_PREROLL_S = 0.5  # decoded again before each group and discarded
-_POSTROLL_S = 0.05  # decoded after each group so that the resampler's last outputs see their future samples
-_MIN_PARALLEL_S = 120.0  # shorter files decode serially: threads would cost more than they save
 
 
 def probe_duration(path) -> float | None:
@@ -49,31 +37,19 @@ def probe_duration(path) -> float | None:
         return None
 
 
-def decode_audio(path, *, sample_rate: int = SAMPLE_RATE, max_duration_s: float | None = None,
-                 workers: int | None = 1) -> np.ndarray:
+def decode_audio(path, *, sample_rate: int = SAMPLE_RATE, max_duration_s: float | None = None) -> np.ndarray:
     """float32 mono in [-1, 1] at `sample_rate`. PyAV (FFmpeg inside the wheel; no system ffmpeg).
 
     `max_duration_s` is checked against the declared duration before decoding and again while decoding (a small
-    file can declare seconds and decode to hours). `workers` > 1 decodes files over two minutes in that many
-    threads; None means one per available CPU, at most 8.
+    file can declare seconds and decode to hours).
     """
-    if workers is None:
-        workers = min(8, len(os.sched_getaffinity(0)))
     with _open(path) as container:
         stream = _audio_stream(container)
         declared = _declared_duration(container, stream)
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
             raise _too_long(declared, max_duration_s)
         sink = _Sink(int((declared or 600.0) * sample_rate) + sample_rate, sample_rate, max_duration_s)
-        if workers > 1 and declared is not None and declared >= _MIN_PARALLEL_S:
-            try:
-                _decode_parallel(container, stream, Path(path), sink, workers)
-            except _Irregular:  # the source format changes mid-stream: decode again, serially
-                sink.n = 0
-                with _open(path) as again:
-                    _decode_serial(again, again.streams[stream.index], sink)
-        else:
-            _decode_serial(container, stream, sink)
+        _decode(container, stream, sink)
         exact = _exact_duration(container, path)
     audio = sink.result()
     if not len(audio):
@@ -174,7 +150,7 @@ class _Sink:
 class _Resampler:
     """FFmpeg's resampler to mono float32, fed decoded frames in batches.
 
-    One resample call per ~32 frames instead of per frame cuts the decode time by a quarter (the per-call
+    One resample call per 32 frames instead of per frame cuts the decode time by a quarter (the per-call
     overhead rivals the filtering itself) with identical output. The resampler is flushed and rebuilt if the
     source format changes mid-stream.
     """
@@ -191,15 +167,15 @@ class _Resampler:
             self.key = key
         self.pending.append(frame)
         if len(self.pending) >= _BATCH_FRAMES:
-            out += self.push()
+            out += self._push()
         return out
 
     def flush(self) -> list[np.ndarray]:
         if self.rs is None:
             return []
-        return self.push() + [_samples(f) for f in self.rs.resample(None)]
+        return self._push() + [_samples(f) for f in self.rs.resample(None)]
 
-    def push(self) -> list[np.ndarray]:
+    def _push(self) -> list[np.ndarray]:
         frames, self.pending = self.pending, []
         if not frames:
             return []
@@ -254,7 +230,7 @@ def _demux(container, stream):
         yield None
 
 
-def _decode_serial(container, stream, sink: _Sink) -> None:
+def _decode(container, stream, sink: _Sink) -> None:
     ctx = stream.codec_context
     resample = _Resampler(sink.rate)
     bad = _BadPackets()
@@ -265,172 +241,3 @@ def _decode_serial(container, stream, sink: _Sink) -> None:
         bad.check()
     for arr in resample.flush():
         sink.add(arr)
-
-
-class _Irregular(Exception):
-    """The sample rate or layout changes inside the stream; parallel groups could not be stitched exactly."""
-
-
-@dataclass
-class _Group:
-    index: int
-    preroll: list  # packets decoded only to warm the decoder and resampler up
-    own: list  # the packets whose audio this group contributes
-    postroll: list  # packets decoded only so that the resampler sees what follows `own`
-    last: bool
-
-
-class _Offsets:
-    """Where each group starts, in source samples: known once every earlier group has been decoded."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.starts, self.counts, self.failed = {0: 0}, {}, False
-
-    def publish(self, index: int, count: int | None) -> None:
-        with self.cond:
-            if count is None:
-                self.failed = True
-            else:
-                self.counts[index] = count
-                while index in self.starts and index in self.counts:
-                    self.starts[index + 1] = self.starts[index] + self.counts[index]
-                    index += 1
-            self.cond.notify_all()
-
-    def start(self, index: int) -> int:
-        with self.cond:
-            self.cond.wait_for(lambda: index in self.starts or self.failed)
-            if index not in self.starts:
-                raise _Irregular  # an earlier group failed; its own error is the one reported
-            return self.starts[index]
-
-
-def _decode_parallel(container, stream, path: Path, sink: _Sink, workers: int) -> None:
-    local, opened, lock = threading.local(), [], threading.Lock()
-    offsets = _Offsets()
-    bad = _BadPackets()
-
-    def decoder():
-        if not hasattr(local, "ctx"):
-            c = av.open(str(path), metadata_errors="ignore")
-            with lock:
-                opened.append(c)
-            local.ctx = c.streams[stream.index].codec_context
-        else:
-            local.ctx.flush_buffers()  # the state of a new decoder; the pre-roll rebuilds what it needs
-        return local.ctx
-
-    def task(group: _Group):
-        ctx, counter, frames, counts, key = decoder(), _BadPackets(), [], [0, 0, 0], None
-        try:
-            for part, packets in enumerate((group.preroll, group.own, group.postroll)):
-                for packet in packets:
-                    for frame in counter.decode(ctx, packet):
-                        fkey = (frame.format.name, frame.layout.name, frame.sample_rate)
-                        if key not in (None, fkey):
-                            raise _Irregular
-                        key = fkey
-                        counts[part] += frame.samples
-                        frames.append(frame)
-        except BaseException:
-            offsets.publish(group.index, None)
-            raise
-        offsets.publish(group.index, counts[1])
-        start = offsets.start(group.index)
-        if key is None:  # nothing decoded in this group
-            return np.zeros(0, np.float32), counter
-        return _resample_group(frames, key[2], start, counts[0], counts[1], sink.rate, group.last), counter
-
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
-    pending: deque = deque()
-
-    def collect() -> None:
-        audio, counter = pending.popleft().result()
-        bad.bad, bad.good = bad.bad + counter.bad, bad.good + counter.good
-        bad.check()
-        sink.add(audio)
-
-    try:
-        for group in _packet_groups(container, stream):
-            pending.append(pool.submit(task, group))
-            while pending and (len(pending) > 2 * workers or pending[0].done()):
-                collect()
-        while pending:
-            collect()
-    finally:
-        offsets.publish(-1, None)  # releases any task still waiting for an offset
-        pool.shutdown(wait=True, cancel_futures=True)
-        for c in opened:
-            c.close()
-
-
-def _resample_group(frames: list, src_rate: int, start: int, pre: int, own: int, rate: int, last: bool):
-    """The group's own audio at `rate`, cut exactly where a serial decode puts it.
-
-    Output sample j of the serial decode lies at source sample j * L / M (L/M = src_rate/rate in lowest terms),
-    so the resampler is started on a source sample that is a multiple of L: then its k-th output is the serial
-    decode's (k + first / L * M)-th, with the same filter phase and, after the pre-roll, the same history.
-    """
-    g = gcd(src_rate, rate)
-    big, small = src_rate // g, rate // g
-    skip = (-(start - pre)) % big
-    if skip > pre:  # an odd source rate with a period longer than the pre-roll: accept a sub-sample offset
-        skip = 0
-    first = start - pre + skip
-    rs, parts = _Resampler(rate), []
-    for frame in frames:
-        if skip >= frame.samples:
-            skip -= frame.samples
-            continue
-        if skip:
-            frame, skip = _drop_head(frame, skip), 0
-        parts += rs(frame)
-    parts += rs.flush() if last else rs.push()
-    audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-    def serial_index(src: int) -> int:  # ceil(src * small / big): the first output at or after `src`
-        return -(-src * small // big)
-
-    k0 = serial_index(start) - round(first * small / big)
-    return audio[k0:] if last else audio[k0:k0 + serial_index(start + own) - serial_index(start)]
-
-
-def _drop_head(frame, n: int):
-    """A copy of `frame` without its first n samples."""
-    data = frame.to_ndarray()
-    data = data[:, n:] if frame.format.is_planar else data[:, n * len(frame.layout.channels):]
-    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name)
-    out.sample_rate = frame.sample_rate
-    return out
-
-
-def _packet_groups(container, stream):
-    """Consecutive groups of ~_GROUP_S of packets, each with the packets around it for pre- and post-roll."""
-    tb = float(stream.time_base or 0)
-
-    def seconds(packet) -> float:
-        return (packet.duration or 0) * tb if (packet is not None and tb and packet.duration) else 0.02
-
-    def tail(packets: list, span: float) -> list:
-        out, t = [], 0.0
-        for p in reversed(packets):
-            if t >= span and len(out) >= 4:
-                break
-            out.append(p)
-            t += seconds(p)
-        return out[::-1]
-
-    index, prev, current, waiting, t = 0, [], [], None, 0.0
-    for packet in _demux(container, stream):
-        current.append(packet)
-        t += seconds(packet)
-        if waiting is not None and len(current) >= 2 and sum(map(seconds, current)) >= _POSTROLL_S:
-            yield _Group(index, tail(prev, _PREROLL_S), waiting, list(current), last=False)
-            index, prev, waiting = index + 1, waiting, None
-        if waiting is None and t >= _GROUP_S:
-            waiting, current, t = current, [], 0.0
-    if waiting is not None:
-        yield _Group(index, tail(prev, _PREROLL_S), waiting, list(current), last=False)
-        index, prev = index + 1, waiting
-    yield _Group(index, tail(prev, _PREROLL_S), current, [], last=True)

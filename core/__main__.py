@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                                     word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds)
     except CoreError as e:
         parser.error(str(e))
-    pipeline = make_pipeline(config)
+    try:
+        pipeline = make_pipeline(config)
+    except CoreError as e:
+        print(f"error: cannot start: {e}", file=sys.stderr)
+        return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for source in args.inputs:

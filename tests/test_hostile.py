@@ -144,9 +144,6 @@ ODD_IP = "write an IP address as four decimal numbers"
 NOT_AUDIO = "not a recognised audio or video file"
 WORKER_ONLY = ("worker",)
 GRADIO_WORDS = ""  # any message: Gradio refuses these before our code runs, in its own words (or just "Error")
-WEB_LEAK = ("webui launches with show_error=True, so Gradio's own errors reach the client verbatim; this one names "
-            "the server's working directory. Fix: launch(show_error=False) — gr.Error messages are still shown")
-
 CASES = [
     # schemes and argument injection
     Case("file: URL", url("file:///etc/passwd"), Expect("'file' inputs are not supported")),
@@ -160,8 +157,7 @@ CASES = [
     Case("server path", lambda c: Hostile(server_path="/etc/passwd"),
          Expect("only http and https URLs are accepted here", per_entry={"web": GRADIO_WORDS})),
     Case("relative server path", lambda c: Hostile(server_path="secret.mp3"),
-         Expect("only http and https URLs are accepted here", per_entry={"web": GRADIO_WORDS}),
-         xfail={"web": WEB_LEAK}),
+         Expect("only http and https URLs are accepted here", per_entry={"web": GRADIO_WORDS})),
     # SSRF: every spelling of "this machine or its network"
     Case("loopback IP", url("http://127.0.0.1:{canary}/a.mp3"), Expect("a loopback address; " + BLOCKED), True),
     Case("loopback, upper-case scheme", url("HTTP://127.0.0.2:{canary}/a.mp3"), Expect("loopback address"), True),

@@ -72,25 +72,9 @@ def repair_times(raw: list[float]) -> list[float]:
     n = len(raw)
     if n == 0:
         return []
-    # Longest non-decreasing subsequence, O(n log n): tails[k] = index ending the best run of length k+1.
-    import bisect
+    from .merge import longest_nondecreasing
 
-    tails: list[int] = []
-    tail_values: list[float] = []
-    parent = [-1] * n
-    for i, v in enumerate(raw):
-        k = bisect.bisect_right(tail_values, v)
-        parent[i] = tails[k - 1] if k else -1
-        if k == len(tails):
-            tails.append(i)
-            tail_values.append(v)
-        else:
-            tails[k], tail_values[k] = i, v
-    trusted, i = [], tails[-1]
-    while i != -1:
-        trusted.append(i)
-        i = parent[i]
-    trusted.reverse()
+    trusted = sorted(longest_nondecreasing(list(raw)))
     out = list(raw)
     for a, b in zip([None] + trusted, trusted + [None]):
         lo = 0 if a is None else a + 1

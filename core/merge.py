@@ -125,7 +125,7 @@ def repair_times(raw: list[tuple[float, float]], lo: float, hi: float) -> list[t
     n = len(raw)
     starts = [min(max(s, lo), hi) if math.isfinite(s) else None for s, _ in raw]
     ends = [min(max(e, lo), hi) if math.isfinite(e) else None for _, e in raw]
-    good = _longest_nondecreasing(starts)
+    good = longest_nondecreasing(starts)
     i, prev_end = 0, lo
     while i < n:
         if i in good:
@@ -154,7 +154,7 @@ def repair_times(raw: list[tuple[float, float]], lo: float, hi: float) -> list[t
     return out
 
 
-def _longest_nondecreasing(values: list[float | None]) -> set[int]:
+def longest_nondecreasing(values: list[float | None]) -> set[int]:
     """Indices of one longest non-decreasing subsequence (None never joins), by patience sorting."""
     tails: list[float] = []
     tail_idx: list[int] = []

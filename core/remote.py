@@ -293,7 +293,7 @@ class RemotePipeline:
         return self._final(status)
 
     def _poll(self, session, job_id: str, progress: Progress, cancel: threading.Event | None, deadline: float):
-        method = "GET"  # the documented API; the SDK's local test API only answers POST (see docs/remote.md)
+        method = "GET"  # the documented API; the SDK's local test API only answers POST (see the README, "Testing against RunPod's local API")
         delay, failures, last_state, last_progress = POLL_FIRST_S, 0, None, None
         while True:
             if cancel is not None and cancel.is_set():

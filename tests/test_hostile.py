@@ -7,7 +7,7 @@ temporary file is left; and the next good job in the same entry point still succ
 
 Everything runs as deployed, with the private-address switch OFF. Cases that need a public web server (a
 redirect to loopback, DNS names that resolve inward, the fetch limits) run in a private network namespace
-(`hostile_netns.py`). Then hypothesis throws generated jobs at the handler, and docs/security.md is checked
+(`hostile_netns.py`). Then hypothesis throws generated jobs at the handler, and README.md's "Security and limits" is checked
 against the settings it documents.
 
 Known gaps in the web app are strict xfails whose reasons name the fix; they fail (XPASS) once it lands.
@@ -463,10 +463,10 @@ LIMIT_SETTINGS = ("max_download_bytes", "download_timeout_s", "connect_timeout_s
 
 
 def test_security_doc_lists_each_limit_with_its_default():
-    """docs/security.md (the README's "Security and limits") against core.config and core.jobs."""
+    """README.md's "Security and limits" (the README's "Security and limits") against core.config and core.jobs."""
     from core.sources import MAX_REDIRECTS
 
-    text = (ROOT / "docs" / "security.md").read_text()
+    text = (ROOT / "README.md").read_text().split("## Security and limits", 1)[1]
     rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]+)`", text, re.M))
     fields = {f.name: f.default for f in dataclasses.fields(Config)}
     limits = {n for n in fields if n.startswith("max_") or n.endswith("_timeout_s") or n.startswith("allow_")}

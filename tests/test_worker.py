@@ -424,15 +424,15 @@ def input_table() -> str:
 
 
 def test_docs_input_table_matches_the_schema():
-    text = (ROOT / "docs" / "runpod.md").read_text()
+    text = (ROOT / "README.md").read_text()
     m = re.search(r"<!-- input-table:start -->\n(.*?)\n<!-- input-table:end -->", text, re.S)
-    assert m, "docs/runpod.md lost its input-table markers"
+    assert m, "README.md lost its input-table markers"
     assert m.group(1) == input_table(), "regenerate the table:\n" + input_table()
 
 
 def test_docs_output_table_names_every_output_field(worker, media):
     out = worker.run(job(audio_url=media.url("/speech.wav"), formats=["srt", "vtt", "txt"]))
-    text = (ROOT / "docs" / "runpod.md").read_text()
+    text = (ROOT / "README.md").read_text()
     section = text.split("### Job output", 1)[1].split("###", 1)[0]
     documented = set(re.findall(r"^\| `(\w+)`", section, re.M)) | set(re.findall(r"`(\w+)`, `(\w+)`, `(\w+)` \|",
                                                                                 section)[0])

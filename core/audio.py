@@ -25,6 +25,9 @@ log = logging.getLogger("core.audio")
 _RESAMPLER_OPTIONS = {"rematrix_maxval": "1.0"}
 _BATCH_FRAMES = 32  # decoded frames handed to the resampler at once
 _DTYPES = {"u8": "u1", "s16": "<i2", "s32": "<i4", "s64": "<i8", "flt": "<f4", "dbl": "<f8"}
+# FFmpeg may read only the local file it is given: playlists, concat lists and manifests inside an upload cannot
+# make it open URLs or other files (fetching is core.sources' job, with its guard and limits).
+_INPUT_OPTIONS = {"protocol_whitelist": "file"}
 _MAX_BAD_PACKETS = 50  # corrupt packets are skipped as FFmpeg's CLI does, up to this many (or half of them)
 
 
@@ -72,7 +75,7 @@ def _open(path):
     except OSError:
         raise DecodeError("the file could not be read") from None
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        return av.open(str(path), metadata_errors="ignore", options=_INPUT_OPTIONS)
     except av.FFmpegError:
         raise DecodeError("not a recognised audio or video file (it may be truncated, corrupt, or a web page "
                           "saved under an audio name)") from None

@@ -10,7 +10,7 @@ redirect to loopback, DNS names that resolve inward, the fetch limits) run in a 
 (`hostile_netns.py`). Then hypothesis throws generated jobs at the handler, and README.md's "Security and limits" is checked
 against the settings it documents.
 
-Known gaps in the web app are strict xfails whose reasons name the fix; they fail (XPASS) once it lands.
+A known gap would be a strict xfail whose reason names the fix, so that it fails (XPASS) once the fix lands.
 """
 from __future__ import annotations
 
@@ -377,14 +377,10 @@ def test_hostile_url_from_a_public_server(netns_results, name, entry, expect, ss
     good_speech_ok(Outcome(**rec["next"]), duration)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Gradio downloads a FileData whose path is an http(s) URL itself (gradio.processing_utils, safehttpx: private "
-    "addresses refused, but no size or time limit, whole body in memory), bypassing MAX_DOWNLOAD_BYTES, "
-    "DOWNLOAD_TIMEOUT_S and MAX_UPLOAD_MB. Fix in webui: refuse such payloads before Gradio preprocesses them"))
 def test_web_file_input_never_fetches_a_url(netns_results):
     rec = netns_results[("__filedata_url__", "web")]
     good_speech_ok(Outcome(**rec["next"]), netns_results[("__server__", None)]["good_duration"])
-    assert rec["error"] and not leaks(rec["error"]), rec["error"]
+    assert rec["error"] and "Link tab" in rec["error"] and not leaks(rec["error"]), rec["error"]
     assert rec["fetched"] == [], f"the web app downloaded {hostile_netns.FILEDATA_URL_PATH} from the link"
 
 

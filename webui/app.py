@@ -20,6 +20,7 @@ from core.languages import LANGUAGES
 from core.sources import MEDIA_EXTENSIONS
 
 from .handler import SOURCES, Transcriber, make_options, pick_job
+from .inputs import UploadAudio, UploadFile
 from .player import player_value, transcript_player
 from .progress import Cancelled, StageProgress
 
@@ -53,10 +54,10 @@ def build_demo(pipeline, config: Config) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs():
                     with gr.Tab("Upload", id="upload") as tab_upload:
-                        upload = gr.File(label="Audio or video file", type="filepath", file_types=inputs_files,
+                        upload = UploadFile(label="Audio or video file", type="filepath", file_types=inputs_files,
                                          elem_id="upload-file")
                     with gr.Tab("Record", id="record") as tab_record:
-                        recording = gr.Audio(label="Microphone", sources=["microphone"], type="filepath")
+                        recording = UploadAudio(label="Microphone", sources=["microphone"], type="filepath")
                     with gr.Tab("Link", id="link") as tab_link:
                         url = gr.Textbox(label="Link", max_lines=1,
                                          placeholder="https://… an audio file, a YouTube video or a podcast page")

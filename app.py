@@ -41,6 +41,8 @@ def main() -> None:
         pipeline = make_pipeline(config)
     except CoreError as e:
         sys.exit(f"cannot start: {e}")
+    if hasattr(pipeline, "warm_up"):  # local models: start the decode processes now, not in the first job
+        pipeline.warm_up()
     if spaces is not None and config.asr_backend != "runpod":
         pipeline = ZeroGpuPipeline(pipeline, spaces)
     logging.getLogger("webui").info("ready: %s", pipeline.describe())

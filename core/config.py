@@ -31,7 +31,10 @@ class Config:
     # Generation cap per chunk, scaled by its length, so a long chunk is never silently truncated.
     max_tokens_per_second: float = 12.0
     asr_batch_size: int = 8  # transformers backend; vLLM schedules the whole job at once
-    align_batch_size: int = 8
+    align_batch_size: int = 0  # 0 = auto: 32 on a GPU with 40 GiB or more, else 8
+
+    # Decoding: long files are decoded in time slices by this many processes (0 = one per core, at most 16).
+    decode_workers: int = 0
 
     # vLLM: one process holds both models; the split of GPU memory between them.
     vllm_gpu_memory_utilization: float = 0.5

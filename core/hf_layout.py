@@ -188,8 +188,8 @@ def batch_features(extractor, audios, device, dtype):
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ValueError(f"audio must be mono samples (1-D), not shape {audio.shape}")
-        out = extractor(audio, sampling_rate=extractor.sampling_rate,
-                        padding="longest", return_attention_mask=True, return_tensors="np")
+        out = extractor(audio, sampling_rate=extractor.sampling_rate, padding="longest",
+                        return_attention_mask=True, return_tensors="np", device=str(device))  # log-mel on the GPU
         feats.append(out["input_features"][0])
         frames.append(int(out["attention_mask"][0].sum()))
     width = max(f.shape[-1] for f in feats)

@@ -11,9 +11,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
-from . import audio as audio_mod
 from .chunking import plan_chunks, speech_flags
 from .config import Config, get_config
+from .decode_pool import DecodePool, default_workers
 from .errors import InputError, TooLargeError
 from .jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS
 from .languages import ALIGNER_LANGUAGES, normalize_language
@@ -52,6 +52,15 @@ class Pipeline:
         self.config = config or get_config()
         self.asr = asr if asr is not None else load_asr_backend(self.config)
         self.aligner = load_aligner(self.config) if aligner is _LOAD else aligner
+        self.decoder = DecodePool(self.config.decode_workers or default_workers())
+
+    def warm_up(self) -> None:
+        """Start what would otherwise start in the first job (the decode worker processes); servers call this."""
+        self.decoder.start()
+
+    def close(self) -> None:
+        """Stop the decode workers (models are freed with the object)."""
+        self.decoder.close()
 
     def describe(self) -> str:
         """One line for the UI: which models run where."""
@@ -81,7 +90,7 @@ class Pipeline:
             timer.timings["fetch"] = round(time.perf_counter() - t0, 4)
             with timer.stage("decode"):
                 progress("decode", 0, 1)
-                samples = audio_mod.decode_audio(path, max_duration_s=self.config.max_duration_s)
+                samples = self.decoder.decode(path, max_duration_s=self.config.max_duration_s)
                 progress("decode", 1, 1)
         return samples, timer.timings
 

@@ -33,7 +33,9 @@ def main() -> None:
         if config.asr_backend == "runpod":
             raise InputError("ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint; "
                              "set ASR_BACKEND to auto, vllm or transformers in the worker's environment")
-        worker = Worker(Pipeline(config))
+        pipeline = Pipeline(config)
+        pipeline.warm_up()  # decode processes start now, not in the first job
+        worker = Worker(pipeline)
     except CoreError as e:
         log.error("the worker cannot start: %s", e)
         sys.exit(1)

@@ -1,0 +1,295 @@
+"""Decode a long file in time slices across worker processes, sample for sample what `audio.decode_audio` returns.
+
+Why processes: decoding is the slowest CPU stage (an MP3 hour takes 4-10 s on one core) and threads do not help
+(see `core.audio`). Why it is exact: each worker demuxes the file from the start (cheap: no decoding) and decodes
+only its slice plus a warm-up before it, then starts FFmpeg's resampler on a sample whose index is a multiple of
+`rate / gcd(rate, 16000)` (441 for 44.1 kHz), where the serial run's resampler is in the same phase, and drops the
+warm-up output. After the warm-up the decoder and the resampler hold the same state as in one serial pass, so the
+slices join bit-for-bit (tested on MP3, FLAC, WAV, Opus). The exception is AAC with perceptual noise substitution,
+whose decoder draws noise from a generator that runs across the whole file: there the noise bands differ, inaudibly.
+
+Anything irregular (an unknown or estimated duration, timestamps that do not count samples, a decode error or a
+format change inside a slice, a slice that comes out short) makes the caller decode serially instead, so the
+serial decoder stays the single definition of the result and of every error message.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from fractions import Fraction
+from multiprocessing import get_context
+from pathlib import Path
+
+import av
+import numpy as np
+
+from . import audio
+from .errors import DecodeError
+from .types import SAMPLE_RATE
+
+log = logging.getLogger("core.audio")
+
+MIN_SLICE_S = 30.0  # shorter slices cost more in start-up than they save
+MIN_PARALLEL_S = 120.0  # files shorter than this decode serially
+_WARM_DECODE_S = 1.0  # decoded and thrown away before a slice: the decoder's state (MP3 bit reservoir, MDCT overlap)
+_WARM_RESAMPLE_S = 0.1  # fed to the resampler and thrown away: its filter history
+_TAIL_S = 0.1  # decoded past a slice's end so that the resampler has emitted all of the slice
+
+
+class Irregular(Exception):
+    """This file or slice cannot be decoded exactly in parallel; decode it serially."""
+
+
+@dataclass(frozen=True)
+class Slice:
+    path: str
+    out_path: str  # the shared float32 buffer file every worker writes into
+    start: int  # first source sample of the slice (serial decode numbering), a multiple of the phase period
+    end: int | None  # one past its last source sample; None = to the end of the stream
+    pts_offset: int  # source-sample index of a frame = its pts in samples - pts_offset
+    rate: int  # the source sample rate
+    key: tuple  # (sample format, layout, rate) of the stream's frames; another format is irregular
+    capacity: int  # samples the buffer holds; writing past it is irregular
+
+
+def _phase_period(rate: int) -> int:
+    return rate // math.gcd(rate, SAMPLE_RATE)
+
+
+def _out_index(src: int, rate: int) -> int:
+    return src * SAMPLE_RATE // rate  # exact on the phase grid
+
+
+def decode_slice(s: Slice) -> int:
+    """Decode one slice into its place in the shared buffer; returns the number of 16 kHz samples written."""
+    period = _phase_period(s.rate)
+    feed_from = max(0, s.start - math.ceil(_WARM_RESAMPLE_S * s.rate / period) * period)
+    decode_from = feed_from - int(_WARM_DECODE_S * s.rate)
+    stop_after = None if s.end is None else s.end + int(_TAIL_S * s.rate)
+    out_start = _out_index(s.start, s.rate)
+    want = None if s.end is None else _out_index(s.end, s.rate) - out_start
+    skip = _out_index(s.start, s.rate) - _out_index(feed_from, s.rate)
+    buf = np.memmap(s.out_path, dtype=np.float32, mode="r+")
+    try:
+        written = 0
+        resample = audio._Resampler(SAMPLE_RATE)
+        expect = None  # the next frame's first sample, once decoding has settled
+        counted = 0 if s.start == 0 else None  # the first slice numbers samples as the serial decoder does
+        with audio._open(s.path) as container:
+            stream = audio._audio_stream(container)
+            ctx = stream.codec_context
+            to_samples = Fraction(stream.time_base) * s.rate
+            for packet in container.demux(stream):
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None and packet.size:
+                    raise Irregular("a packet has no timestamp")
+                if ts is not None and packet.size:
+                    index = ts * to_samples - s.pts_offset
+                    if index < decode_from:  # before the warm-up: demuxed, not decoded
+                        continue
+                    if stop_after is not None and index > stop_after:
+                        break
+                try:
+                    frames = ctx.decode(packet)
+                except (av.FFmpegError, ValueError):
+                    if expect is not None:
+                        raise Irregular("a decode error inside the slice") from None
+                    continue
+                for frame in frames:
+                    if counted is not None:
+                        index, counted = counted, counted + frame.samples
+                    elif frame.pts is None:
+                        raise Irregular("a frame has no timestamp")
+                    else:
+                        index = frame.pts * to_samples - s.pts_offset
+                        if index.denominator != 1:
+                            raise Irregular("timestamps do not count samples")
+                    first, n = int(index), frame.samples
+                    if first + n <= feed_from:
+                        continue
+                    if expect is not None and first != expect:
+                        raise Irregular("frames are not contiguous")
+                    if (frame.format.name, frame.layout.name, frame.sample_rate) != s.key:
+                        raise Irregular("the format changes")
+                    if expect is None:
+                        if first > feed_from:
+                            raise Irregular("the slice starts inside a gap")
+                        frame = _drop_head(frame, feed_from - first)
+                    expect = first + n
+                    for arr in resample(frame):
+                        written, skip = _write(buf, out_start, written, skip, want, arr, s.capacity)
+            if s.end is None:
+                for arr in resample.flush():
+                    written, skip = _write(buf, out_start, written, skip, want, arr, s.capacity)
+            else:
+                for arr in resample._push():
+                    written, skip = _write(buf, out_start, written, skip, want, arr, s.capacity)
+        buf.flush()
+        return written
+    finally:
+        del buf
+
+
+def _write(buf, out_start: int, written: int, skip: int, want: int | None, arr: np.ndarray, capacity: int):
+    """Drop the warm-up samples, keep at most `want`; returns (written, skip) after this array."""
+    if skip:
+        cut = min(skip, len(arr))
+        arr, skip = arr[cut:], skip - cut
+    if want is not None:
+        arr = arr[:max(0, want - written)]
+    pos = out_start + written
+    if pos + len(arr) > capacity:
+        raise Irregular("more audio than the file declares")
+    buf[pos:pos + len(arr)] = arr
+    return written + len(arr), skip
+
+
+def _drop_head(frame, n: int):
+    """The frame without its first `n` samples (the resampler must start on the phase grid)."""
+    if n <= 0:
+        return frame
+    arr = frame.to_ndarray()
+    per = 1 if frame.format.is_planar else len(frame.layout.channels)
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr[:, n * per:]), format=frame.format.name,
+                                     layout=frame.layout.name)
+    out.sample_rate = frame.sample_rate
+    return out
+
+
+def default_workers() -> int:
+    """One decode process per core this process may use, at most 16 (an hour then decodes in about a second)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores))
+
+
+def _warm(_=None) -> int:
+    return os.getpid()
+
+
+class DecodePool:
+    """Worker processes that decode long files in slices; `decode` falls back to the serial decoder when needed."""
+
+    def __init__(self, workers: int, *, min_file_s: float = MIN_PARALLEL_S, min_slice_s: float = MIN_SLICE_S) -> None:
+        self.workers = max(1, int(workers))
+        self.min_file_s, self.min_slice_s = min_file_s, min_slice_s
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Spawn the workers now (about a second) rather than in the first long job."""
+        if self.workers > 1 and self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            list(self._pool.map(_warm, range(self.workers)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def decode(self, path, *, max_duration_s: float | None = None) -> np.ndarray:
+        """What `audio.decode_audio(path, max_duration_s=...)` returns, decoded in slices when that pays."""
+        if self.workers > 1:
+            try:
+                plan = _plan(Path(path), self.workers, max_duration_s, self.min_file_s, self.min_slice_s)
+                if plan is not None:
+                    return self._run(*plan)
+            except Irregular as e:
+                log.info("decoding serially: %s", e)
+            except BrokenProcessPool:
+                log.warning("a decode worker died; restarting the pool and decoding serially")
+                self.close()
+        return audio.decode_audio(path, max_duration_s=max_duration_s)
+
+    def _run(self, slices: list[Slice], total: int) -> np.ndarray:
+        self.start()
+        try:
+            counts = list(self._pool.map(decode_slice, slices))
+            for s, n in zip(slices[:-1], counts):
+                if n != _out_index(s.end, s.rate) - _out_index(s.start, s.rate):
+                    raise Irregular("a slice came out short")
+            n = _out_index(slices[-1].start, slices[-1].rate) + counts[-1]
+            if n < 0.9 * total:
+                raise Irregular("the stream ended early")
+            return np.fromfile(slices[0].out_path, dtype=np.float32, count=n)
+        finally:
+            os.unlink(slices[0].out_path)
+
+
+def _plan(path: Path, workers: int, max_duration_s: float | None, min_file_s: float,
+          min_slice_s: float) -> tuple[list[Slice], int] | None:
+    """Slices for `path`, or None when the file is too short to split; Irregular when it cannot be split exactly.
+
+    The declared duration (counted or estimated) places the cuts and must be within the limit; a file that decodes
+    to much more or less than it declares is irregular, and the serial decoder gives its errors. The first frames
+    are decoded here to learn how timestamps map to samples."""
+    with audio._open(path) as container:
+        stream = audio._audio_stream(container)
+        declared = audio._declared_duration(container, stream)
+        if declared is None or declared < min_file_s:
+            return None
+        if max_duration_s is not None and declared > max_duration_s:
+            raise audio._too_long(declared, max_duration_s)
+        offset, key = _timestamp_offset(container, stream)
+    rate = key[2]
+    n = min(workers, int(declared // min_slice_s))
+    if n < 2:
+        return None
+    period = _phase_period(rate)
+    total = int(declared * rate)
+    bounds = [0] + [total * i // n // period * period for i in range(1, n)] + [None]
+    capacity = int((declared * 1.25 + 2.0) * SAMPLE_RATE)  # an estimated duration (CBR MP3) may be a little off
+    if max_duration_s is not None:
+        capacity = min(capacity, int(max_duration_s * SAMPLE_RATE))
+    fd, out_path = tempfile.mkstemp(prefix="decode-", suffix=".f32", dir=_scratch_dir())
+    try:
+        os.ftruncate(fd, capacity * 4)
+    finally:
+        os.close(fd)
+    slices = [Slice(str(path), out_path, bounds[i], bounds[i + 1], offset, rate, key, capacity) for i in range(n)]
+    return slices, int(declared * SAMPLE_RATE)
+
+
+def _timestamp_offset(container, stream) -> tuple[int, tuple]:
+    """(pts_offset, frame format key): a frame's first sample in the serial numbering is pts*rate - offset.
+
+    Learned from frames 5-8 (the first ones may have lost their heads to the codec's start padding), which must
+    agree; timestamps that do not count samples exactly are irregular."""
+    ctx = stream.codec_context
+    to_samples = Fraction(stream.time_base)
+    seen, count, offsets, key = 0, 0, set(), None
+    for packet in container.demux(stream):
+        try:
+            frames = ctx.decode(packet)
+        except (av.FFmpegError, ValueError):
+            raise Irregular("the first packets do not decode") from None
+        for frame in frames:
+            key = key or (frame.format.name, frame.layout.name, frame.sample_rate)
+            if frame.pts is None:
+                raise Irregular("frames have no timestamps")
+            index = frame.pts * to_samples * frame.sample_rate
+            if seen >= 4:
+                if index.denominator != 1:
+                    raise Irregular("timestamps do not count samples")
+                offsets.add(int(index) - count)
+            seen += 1
+            count += frame.samples
+        if seen >= 8:
+            break
+    if seen < 8 or len(offsets) != 1:
+        raise Irregular("timestamps do not follow the samples")
+    return offsets.pop(), key
+
+
+def _scratch_dir() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+__all__ = ["DecodePool", "Irregular", "decode_slice", "default_workers"]

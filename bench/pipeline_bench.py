@@ -136,12 +136,13 @@ def run_audio(pipeline, future, out_dir: Path, name: str, options: TranscribeOpt
 
 
 def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOptions | None = None,
-             deadline_s: float | None = None, log=print, decode_in_processes: bool = True
+             deadline_s: float | None = None, log=print, decode_in_processes: bool = False
              ) -> tuple[float, list[PassResult]]:
     """All files in flight at once: one thread each runs the job, as a worker with that concurrency does.
 
-    With `decode_in_processes`, each file is decoded in a process pool (PyAV's per-frame Python would otherwise hold
-    the GIL against everything else), and the thread runs the rest through `Pipeline.transcribe_audio`. Torch's CPU
+    By default each job decodes through the pipeline's own DecodePool (time slices across processes, as in the
+    product); with `decode_in_processes`, each file is instead decoded whole in a process of a separate pool, and the
+    thread runs the rest through `Pipeline.transcribe_audio` (the design of run 2 in bench/RESULTS.md). Torch's CPU
     threads are divided among the jobs (silero and CPU features would otherwise oversubscribe the cores 16-fold).
     Returns (wall time, the passes that finished). With `deadline_s`, files still running then are left out.
     """
@@ -174,8 +175,6 @@ def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOpti
         except BaseException as e:  # reported below; one failure must not hang the others
             results[i] = e
 
-    if pipeline.aligner is not None and not isinstance(pipeline.aligner, Serialized):
-        pipeline.aligner = Serialized(pipeline.aligner)  # one GPU batch at a time: each holds GiBs of activations
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(paths))]
     for t in threads:
         t.start()
@@ -189,20 +188,6 @@ def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOpti
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(paths)} files failed: {errors[0]!r}") from errors[0]
     return wall, [r for r in results if isinstance(r, PassResult)]
-
-
-class Serialized:
-    """An aligner that runs one call at a time, whatever the number of threads calling it."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.model, self._lock = inner, getattr(inner, "model", None), threading.Lock()
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def align(self, requests, progress: Progress = no_progress):
-        with self._lock:
-            return self.inner.align(requests, progress)
 
 
 def feature_seconds(chunks: list[np.ndarray], device: str = "cpu") -> float:

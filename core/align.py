@@ -15,6 +15,7 @@ import logging
 import unicodedata
 
 from .config import Config
+from .batching import GroupCommit
 from .hf_layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
 from .types import SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
 
@@ -114,6 +115,7 @@ class Aligner:
         self._ids = {t: self.tokenizer.convert_tokens_to_ids(t)
                      for t in ("<|audio_start|>", "<|audio_pad|>", "<|audio_end|>", "<|endoftext|>")}
         self.batch_size = config.align_batch_size or auto_batch_size(self.device)
+        self.batcher = GroupCommit(self._align_all)  # concurrent jobs share batches; one GPU batch at a time
 
     def describe(self) -> str:
         return f"{self.config.aligner_model} (transformers, {self.device}, {str(self.dtype).removeprefix('torch.')})"
@@ -128,6 +130,9 @@ class Aligner:
 
     def align(self, requests: list[AlignRequest], progress: Progress = no_progress) -> list[list[Word] | None]:
         """Word lists (times relative to each chunk's start) in request order; None where alignment failed."""
+        return self.batcher.submit(requests, progress) if requests else []
+
+    def _align_all(self, requests: list[AlignRequest], progress: Progress) -> list[list[Word] | None]:
         results: list[list[Word] | None] = [None] * len(requests)
         todo = []
         for i, req in enumerate(requests):

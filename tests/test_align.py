@@ -130,6 +130,35 @@ def test_batch_equals_one_by_one_and_bad_chunks_only_fail_themselves(tiny_aligne
     assert seen[0] == ("align", 0, 7) and seen[-1] == ("align", 7, 7)
 
 
+def test_concurrent_jobs_share_batches_and_get_their_own_words(tiny_aligner):
+    """Jobs aligning at once (web app or worker concurrency > 1) are merged into shared batches; each still gets
+    exactly the words it would get alone."""
+    import threading
+    import time
+
+    jobs = [[AlignRequest(_noise(2.0 + k + j, 10 * k + j), f"job {k} chunk {j} says hello", "English")
+             for j in range(3)] for k in range(4)]
+    alone = [tiny_aligner.align(reqs) for reqs in jobs]
+    calls, run = [], tiny_aligner.batcher._run
+    tiny_aligner.batcher._run = lambda items, progress: calls.append(len(items)) or run(items, progress)
+    try:
+        together = [None] * len(jobs)
+        threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))
+                   for k in range(len(jobs))]
+        tiny_aligner.batcher._engine.acquire()  # the model is busy: the four jobs queue up
+        for t in threads:
+            t.start()
+        while len(tiny_aligner.batcher._queue) < len(jobs):
+            time.sleep(0.01)
+        tiny_aligner.batcher._engine.release()
+        for t in threads:
+            t.join(60)
+    finally:
+        tiny_aligner.batcher._run = run
+    assert together == alone
+    assert calls == [12]  # one call for the four jobs' twelve chunks
+
+
 def test_no_aligner_when_the_model_is_empty():
     assert load_aligner(Config(aligner_model="")) is None
 

@@ -3,8 +3,6 @@ real pass of the pipeline on tiny checkpoints. Timings are never asserted here."
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from bench.original import toolkit_chunks, toolkit_words
 from bench.pipeline_bench import FirstResult, SpeechRateText, filler_text, format_table, rtfx
 from bench.report import summary
 from core.asr.prompts import chunk_text as to_chunk_text
-from core.asr.vllm_backend import GroupCommit, fixed_token_budget
+from core.asr.vllm_backend import fixed_token_budget
 from core.types import SAMPLE_RATE, AsrRequest, ChunkText
 
 
@@ -80,45 +78,6 @@ def test_answer_parsing_matches_the_shared_rules():
     assert to_chunk_text("hello", "French", True) == ChunkText("French", "hello", truncated=True)
     looped = to_chunk_text("language German<asr_text>" + "ja " * 60, None, False)
     assert looped.truncated and len(looped.text) < 20
-
-
-# ---- concurrent jobs share the engine ---------------------------------------------------------------------------
-
-def test_group_commit_batches_waiting_callers_and_keeps_order():
-    calls = []
-    gate = threading.Event()
-
-    def run(items):
-        calls.append(list(items))
-        if len(calls) == 1:
-            gate.wait(5)  # hold the engine while the others queue up
-        return [i * 10 for i in items]
-
-    batcher = GroupCommit(run)
-    out = {}
-    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([0, 1])))
-    first.start()
-    while not calls:
-        time.sleep(0.01)
-    others = [threading.Thread(target=lambda k=k: out.__setitem__(k, batcher.submit([k * 100, k * 100 + 1])))
-              for k in range(1, 6)]
-    for t in others:
-        t.start()
-    time.sleep(0.2)
-    gate.set()
-    for t in [first, *others]:
-        t.join(5)
-    assert out[0] == [0, 10]
-    assert all(out[k] == [k * 1000, k * 1000 + 10] for k in range(1, 6))
-    assert len(calls) == 2 and len(calls[1]) == 10  # the five waiting callers went in one call
-
-
-def test_group_commit_hands_the_error_to_every_caller_of_the_batch():
-    def run(items):
-        raise RuntimeError("engine died")
-
-    with pytest.raises(RuntimeError, match="engine died"):
-        GroupCommit(run).submit([1])
 
 
 # ---- the original design's pieces -------------------------------------------------------------------------------

@@ -7,9 +7,8 @@ same code the transformers backend uses, so both backends see identical prompts 
 `gpu_memory_utilization` is a fraction of the whole card that vLLM claims for weights, activations and KV cache;
 the rest stays free for the aligner in the same process (VLLM_GPU_MEMORY_UTILIZATION).
 
-Concurrent jobs (web app or worker concurrency > 1) share the engine by group commit: a call that finds the engine
-busy queues its chunks, and whichever call takes the engine next runs everything queued in one `generate`, so chunks
-of several files are batched together instead of waiting in line file by file.
+Concurrent jobs (web app or worker concurrency > 1) share the engine by group commit (`core.batching`): chunks of
+several files go into one `generate` instead of waiting in line file by file.
 
 vllm is imported only when the backend is built: CPU installs never import it.
 """
@@ -17,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 
 from ..config import Config
+from ..batching import GroupCommit
 from ..errors import ModelError
 from ..types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 from . import prompts
@@ -88,7 +87,7 @@ class VllmAsr:
         progress("transcribe", len(requests), len(requests))
         return results
 
-    def _generate(self, requests: list[AsrRequest]) -> list[ChunkText]:
+    def _generate(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
         params = [self.sampling_params(len(r.audio) / SAMPLE_RATE) for r in requests]
         try:
             outputs = self.llm.generate(self.requests(requests), params, use_tqdm=False)
@@ -103,54 +102,3 @@ class VllmAsr:
 
 
 VllmAsrBackend = VllmAsr  # the name the GPU issue uses
-
-
-class _Ticket:
-    def __init__(self, requests: list) -> None:
-        self.requests = requests
-        self.results: list | None = None
-        self.error: BaseException | None = None
-        self.done = False
-
-
-class GroupCommit:
-    """Runs `run(items) -> results` for concurrent callers, merging whatever is queued into one call.
-
-    A caller queues its items, then waits for the engine; the caller that gets it takes the whole queue (its own
-    items and any that arrived meanwhile), runs it once and hands every caller its slice. One caller alone costs
-    one lock round trip.
-    """
-
-    def __init__(self, run) -> None:
-        self._run = run
-        self._queue: list[_Ticket] = []
-        self._queue_lock = threading.Lock()
-        self._engine = threading.Lock()
-
-    def submit(self, items: list) -> list:
-        ticket = _Ticket(items)
-        with self._queue_lock:
-            self._queue.append(ticket)
-        while not ticket.done:
-            with self._engine:
-                if ticket.done:
-                    break
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._run_batch(batch)
-        if ticket.error is not None:
-            raise ticket.error
-        return ticket.results
-
-    def _run_batch(self, batch: list[_Ticket]) -> None:
-        flat = [item for t in batch for item in t.requests]
-        try:
-            results = self._run(flat)
-        except BaseException as e:  # every caller in the batch sees the failure
-            for t in batch:
-                t.error, t.done = e, True
-            return
-        pos = 0
-        for t in batch:
-            t.results, t.done = results[pos:pos + len(t.requests)], True
-            pos += len(t.requests)

@@ -1,0 +1,77 @@
+"""Group commit (core.batching): concurrent callers share one model's batches, in order, errors to all."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.batching import GroupCommit
+
+
+def test_group_commit_batches_waiting_callers_and_keeps_order():
+    calls = []
+    gate = threading.Event()
+
+    def run(items, progress):
+        calls.append(list(items))
+        if len(calls) == 1:
+            gate.wait(5)  # hold the engine while the others queue up
+        return [i * 10 for i in items]
+
+    batcher = GroupCommit(run)
+    out = {}
+    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([0, 1])))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [threading.Thread(target=lambda k=k: out.__setitem__(k, batcher.submit([k * 100, k * 100 + 1])))
+              for k in range(1, 6)]
+    for t in others:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert out[0] == [0, 10]
+    assert all(out[k] == [k * 1000, k * 1000 + 10] for k in range(1, 6))
+    assert len(calls) == 2 and len(calls[1]) == 10  # the five waiting callers went in one call
+
+
+def test_group_commit_hands_the_error_to_every_caller_of_the_batch():
+    def run(items, progress):
+        raise RuntimeError("engine died")
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        GroupCommit(run).submit([1])
+
+
+def test_a_caller_alone_gets_its_progress_and_merged_callers_do_not():
+    seen = []
+
+    def run(items, progress):
+        progress("align", len(items), len(items))
+        return items
+
+    def mine(stage, done, total):
+        seen.append((stage, done, total))
+
+    assert GroupCommit(run).submit([1, 2, 3], mine) == [1, 2, 3]
+    assert seen == [("align", 3, 3)]
+
+
+def test_a_cancelled_caller_alone_stops_its_own_run():
+    class Cancelled(Exception):
+        pass
+
+    def run(items, progress):
+        progress("align", 0, len(items))
+        return items
+
+    def cancel(*_):
+        raise Cancelled
+
+    batcher = GroupCommit(run)
+    with pytest.raises(Cancelled):
+        batcher.submit([1], cancel)
+    assert batcher.submit([2]) == [2]  # the model is free for the next job

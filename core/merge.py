@@ -2,24 +2,25 @@
 
 The ASR text is the authority on what was said (punctuation, casing, digits); the aligner only says when. So aligned
 words are located in the text instead of the text being rebuilt from words, and every character of every chunk text
-lands in exactly one segment. Bad aligner times are repaired here, once, so writers and players can trust them.
+lands in exactly one segment. Bad aligner times are repaired here, once (core.word_times), so writers and players
+can trust them.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .languages import CHARACTER_LANGUAGES
 from .types import Chunk, ChunkText, Segment, Transcript, Word
+from .word_times import MIN_WORD_S, longest_nondecreasing, repair_times  # noqa: F401 (core.align, tests)
 
 MAX_LINE_WIDTH = 42  # subtitle line, in display columns (a CJK character takes two)
 MAX_SEGMENT_WIDTH = 2 * MAX_LINE_WIDTH
 MAX_SEGMENT_S = 7.0
 PAUSE_BREAK_S = 1.0
-MIN_WORD_S = 0.02
 _STUB_WIDTH, _STUB_S = MAX_SEGMENT_WIDTH // 4, 1.5  # a forced cut should not leave a segment this small
 
 SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉؟۔।॥።")
@@ -29,19 +30,25 @@ _OPENERS = frozenset("¿¡")  # besides Unicode's opening punctuation (Ps, Pi)
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "cf", "approx"})
 
 
+@lru_cache(maxsize=None)  # per character: merge and the writers measure every segment many times over
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
 def display_width(text: str) -> int:
     """Columns `text` takes on screen: wide (CJK, fullwidth) characters count two, combining marks none."""
-    width = 0
-    for ch in text:
-        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return width
+    if text.isascii():
+        return len(text)  # every ASCII character, controls included, is one column
+    return sum(map(_char_width, text))
 
 
 def ends_sentence(text: str) -> bool:
     """True when `text` ends with sentence punctuation (closing quotes allowed after it) that is no abbreviation."""
     tail = text.rstrip()
+    if tail[-1:].isalnum():  # most words: no letter or digit is punctuation
+        return False
     while tail and (unicodedata.category(tail[-1]) in ("Pe", "Pf") or tail[-1] in "\"'"):
         tail = tail[:-1]
     if not tail or tail[-1] not in SENTENCE_END:
@@ -58,7 +65,7 @@ def ends_clause(text: str) -> bool:
     return bool(tail) and tail[-1] in CLAUSE_END
 
 
-@dataclass
+@dataclass(slots=True)
 class _Piece:
     """The smallest unit segmentation moves: one aligned word's slice of the text, or one wordless sentence."""
 
@@ -113,69 +120,6 @@ def _pick_language(chunks: list[Chunk], texts: list[ChunkText | None], language:
     return votes.most_common(1)[0][0] if votes else "unknown"
 
 
-# --- times ------------------------------------------------------------------------------------------------------
-
-
-def repair_times(raw: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
-    """Make aligner times usable: inside [lo, hi], starts non-decreasing, no overlaps, end >= start.
-
-    Words off the longest non-decreasing run of starts (and non-finite ones) are aligner mistakes: they get evenly
-    spaced times between their good neighbours instead of dragging every later word along with them.
-    """
-    n = len(raw)
-    starts = [min(max(s, lo), hi) if math.isfinite(s) else None for s, _ in raw]
-    ends = [min(max(e, lo), hi) if math.isfinite(e) else None for _, e in raw]
-    good = longest_nondecreasing(starts)
-    i, prev_end = 0, lo
-    while i < n:
-        if i in good:
-            prev_end = max(ends[i] if ends[i] is not None else starts[i], starts[i])
-            i += 1
-            continue
-        j = i
-        while j < n and j not in good:
-            j += 1
-        right = starts[j] if j < n else hi
-        left = min(prev_end, right)
-        step = (right - left) / (j - i)
-        for k in range(i, j):
-            starts[k], ends[k] = min(left + (k - i) * step, right), min(left + (k - i + 1) * step, right)
-        i = j
-    out_s: list[float] = []
-    for s in starts:
-        out_s.append(max(s, out_s[-1]) if out_s else s)
-    out: list[tuple[float, float]] = []
-    for k, s in enumerate(out_s):
-        limit = out_s[k + 1] if k + 1 < n else hi
-        e = min(max(ends[k] if ends[k] is not None else s, s), limit)
-        if e - s < MIN_WORD_S:
-            e = max(e, min(s + MIN_WORD_S, limit))
-        out.append((s, e))
-    return out
-
-
-def longest_nondecreasing(values: list[float | None]) -> set[int]:
-    """Indices of one longest non-decreasing subsequence (None never joins), by patience sorting."""
-    tails: list[float] = []
-    tail_idx: list[int] = []
-    back: dict[int, int] = {}
-    for i, v in enumerate(values):
-        if v is None:
-            continue
-        k = bisect.bisect_right(tails, v)
-        back[i] = tail_idx[k - 1] if k else -1
-        if k == len(tails):
-            tails.append(v)
-            tail_idx.append(i)
-        else:
-            tails[k], tail_idx[k] = v, i
-    keep, i = set(), tail_idx[-1] if tail_idx else -1
-    while i >= 0:
-        keep.add(i)
-        i = back[i]
-    return keep
-
-
 # --- words back into the text -----------------------------------------------------------------------------------
 
 
@@ -183,22 +127,37 @@ def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
 
 
+# ASCII is its own NFKD, and its letters and digits (what isalnum says) fold to their lower case: _fold in one call.
+_ASCII_FOLD = {i: chr(i).lower() if chr(i).isalnum() else None for i in range(128)}
+
+
 def _fold(text: str) -> str:
     """What matching compares: letters, digits and marks, compatibility-decomposed and case-folded."""
+    if text.isascii():
+        return text.translate(_ASCII_FOLD)
     return "".join(c.casefold() for c in unicodedata.normalize("NFKD", text) if _is_word_char(c))
+
+
+_fold_char = lru_cache(maxsize=None)(_fold)  # for single characters only, so the cache stays small
 
 
 def locate_words(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
     """Character span in `text` of each aligner token's letters and digits, in order; None where not found."""
-    hay: list[str] = []
-    where: list[int] = []
-    for i, ch in enumerate(text):
-        for c in _fold(ch):
-            hay.append(c)
-            where.append(i)
+    return _locate(text, [_fold(token) for token in tokens])
+
+
+def _locate(text: str, needles: list[str]) -> list[tuple[int, int] | None]:
+    if text.isascii():  # what the loop below gives for ASCII, where each letter or digit folds to one character
+        hay, where = [text.translate(_ASCII_FOLD)], [i for i, ch in enumerate(text) if ch.isalnum()]
+    else:
+        hay, where = [], []
+        for i, ch in enumerate(text):
+            f = _fold_char(ch)
+            if f:
+                hay.append(f)
+                where += [i] * len(f)
     folded, pos, spans = "".join(hay), 0, []
-    for token in tokens:
-        needle = _fold(token)
+    for needle in needles:
         j = folded.find(needle, pos) if needle else -1
         if j < 0:
             spans.append(None)
@@ -210,6 +169,8 @@ def locate_words(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
 
 def _split_gap(gap: str) -> tuple[int, int]:
     """Where the previous word's trailing punctuation ends and the next word's leading punctuation starts."""
+    if gap in ("", " "):  # between most words; the general case below gives the same
+        return 0, len(gap)
     spaces = [i for i, ch in enumerate(gap) if ch.isspace()]
     if spaces:
         return spaces[0], spaces[-1] + 1
@@ -226,22 +187,23 @@ def _clean(text: str) -> str:
 def _aligned_pieces(text: str, words: list[Word], offset: float, lo: float, hi: float,
                     spaced: bool) -> list[_Piece] | None:
     """One piece per aligned word, its text taken from the ASR text; None when most words are not in the text."""
-    words = [w for w in words if _fold(w.text)]
-    spans = locate_words(text, [w.text for w in words])
+    folded = [(w, f) for w in words if (f := _fold(w.text))]
+    words = [w for w, _ in folded]
+    spans = _locate(text, [f for _, f in folded])
     found = [i for i, s in enumerate(spans) if s is not None]
     if not words or 2 * len(found) < len(words):
         return None
     times = repair_times([(w.start + offset, w.end + offset) for w in words], lo, hi)
-    # Token bounds: each found word's letters plus the punctuation glued to it.
-    tok = {i: list(spans[i]) for i in found}
-    while tok[found[0]][0] and not text[tok[found[0]][0] - 1].isspace():
-        tok[found[0]][0] -= 1
-    for a, b in zip(found, found[1:]):
-        end_a, start_b = _split_gap(text[tok[a][1]:tok[b][0]])
-        tok[a][1], tok[b][0] = tok[a][1] + end_a, tok[a][1] + start_b
-    tok[found[-1]][1] += _split_gap(text[tok[found[-1]][1]:])[0]
+    # Token bounds (the k-th found word's from ta[k] to tb[k]): its letters plus the punctuation glued to it.
+    ta, tb = [spans[i][0] for i in found], [spans[i][1] for i in found]
+    while ta[0] and not text[ta[0] - 1].isspace():
+        ta[0] -= 1
+    for k in range(len(found) - 1):
+        end_a, start_b = _split_gap(text[tb[k]:ta[k + 1]])
+        tb[k], ta[k + 1] = tb[k] + end_a, tb[k] + start_b
+    tb[-1] += _split_gap(text[tb[-1]:])[0]
     # Tiles: the text from one found word's token to the next one's, so no character is left out.
-    tile_starts = [0] + [tok[i][0] for i in found[1:]] + [len(text)]
+    tile_starts = [0] + ta[1:] + [len(text)]
     pieces: list[_Piece] = []
     orphans: list[Word] = []  # aligned words whose letters are not in the text: they ride with a neighbour
     for i, word in enumerate(words):
@@ -252,7 +214,7 @@ def _aligned_pieces(text: str, words: list[Word], offset: float, lo: float, hi: 
         k = len(pieces)
         a = tile_starts[k]
         lead = " " if a > 0 and text[a - 1].isspace() else ""
-        own = Word(s, e, _clean(text[tok[i][0]:tok[i][1]]))
+        own = Word(s, e, _clean(text[ta[k]:tb[k]]))
         pieces.append(_Piece(s, e, _clean(text[a:tile_starts[k + 1]]), lead, spaced, orphans + [own]))
         orphans = []
     pieces[-1].words.extend(orphans)
@@ -341,25 +303,36 @@ def _split_run(run: list[_Piece]) -> list[list[_Piece]]:
     costs 2.
     """
     n = len(run)
-    cum = [0]
+    starts = [p.start for p in run]
+    cum, skip = [0], []  # the width of run[j:i] is cum[i] - skip[j]: run[j]'s lead is not part of it
     for k, p in enumerate(run):
-        cum.append(cum[-1] + (display_width(p.lead) if k else 0) + display_width(p.text))
+        lead = display_width(p.lead) if k else 0
+        skip.append(cum[-1] + lead)
+        cum.append(cum[-1] + lead + display_width(p.text))
     best, back = [0.0] + [math.inf] * n, [0] * (n + 1)
-    for i in range(1, n + 1):
+    max_width, max_s, stub_width, stub_s = MAX_SEGMENT_WIDTH, MAX_SEGMENT_S, _STUB_WIDTH, _STUB_S  # locals: faster
+    for i in range(1, n + 1):  # the inner loop is the hot spot of merge: everything that depends on i alone is out
+        end, right, pause, clause, token = run[i - 1].end, cum[i], 0.0, 0.0, 0.0
+        if i < n:
+            nxt = run[i]
+            pause = 0.5 * min(max(nxt.start - end, 0.0), PAUSE_BREAK_S) / PAUSE_BREAK_S
+            clause = 1.0 if ends_clause(run[i - 1].text) else 0.0
+            token = 2.0 if nxt.spaced and not nxt.lead else 0.0
+        low, arg = math.inf, 0
         for j in range(i - 1, -1, -1):
-            width = cum[i] - cum[j] - (display_width(run[j].lead) if j else 0)
-            span = run[i - 1].end - run[j].start
-            if j < i - 1 and (width > MAX_SEGMENT_WIDTH or span > MAX_SEGMENT_S):
+            width, span = right - skip[j], end - starts[j]
+            if j < i - 1 and (width > max_width or span > max_s):
                 break  # longer segments only get wider and longer
-            fill = min(1.0, max(width / MAX_SEGMENT_WIDTH, span / MAX_SEGMENT_S))
-            cost = best[j] + 2 * (1 - fill) ** 2 + (1.0 if width < _STUB_WIDTH and span < _STUB_S else 0.0)
-            if i < n:
-                nxt = run[i]
-                cost -= 0.5 * min(max(nxt.start - run[i - 1].end, 0.0), PAUSE_BREAK_S) / PAUSE_BREAK_S
-                cost -= 1.0 if ends_clause(run[i - 1].text) else 0.0
-                cost += 2.0 if nxt.spaced and not nxt.lead else 0.0
-            if cost < best[i]:
-                best[i], back[i] = cost, j
+            fill, by_time = width / max_width, span / max_s  # fill = min(1, max(both)), inlined
+            if by_time > fill:
+                fill = by_time
+            if fill > 1.0:
+                fill = 1.0
+            cost = best[j] + 2 * (1 - fill) ** 2 + (1.0 if width < stub_width and span < stub_s else 0.0)
+            cost = cost - pause - clause + token  # in this order, as always: the same rounding, the same cuts
+            if cost < low:
+                low, arg = cost, j
+        best[i], back[i] = low, arg
     cuts, i = [], n
     while i > 0:
         cuts.append(i)

@@ -2,12 +2,13 @@
 import math
 import re
 import string
+import unicodedata
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.merge import build_transcript, display_width, repair_times
+from core.merge import build_transcript, display_width, locate_words, repair_times
 from core.types import SAMPLE_RATE, Chunk, ChunkText, Word
 
 
@@ -251,6 +252,45 @@ def test_language_is_the_requested_one_else_the_longest_spoken():
     texts = [ChunkText("English", "hello"), ChunkText("French", "bonjour"), ChunkText("French", "salut")]
     assert build_transcript(chunks, texts, [None] * 3, 9.0).language == "English"  # 5 s against 4 s
     assert build_transcript(chunks, texts, [None] * 3, 9.0, language="Spanish").language == "Spanish"
+
+
+@pytest.mark.parametrize("language", ["English", "Chinese"])
+def test_a_benchmark_shaped_job_keeps_every_word_and_character(language):
+    from bench.merge_bench import hour_job
+
+    chunks, texts, words, duration = hour_job(6, language, seed=3, unvoiced=0.1, failed=0.2)
+    assert None in texts and any(t is not None and w is None for t, w in zip(texts, words))
+    t = build_transcript(chunks, texts, words, duration)
+    check_invariants(t)
+    joiner = "" if language == "Chinese" else " "
+    assert t.text == joiner.join(s.text for s in t.segments) == joiner.join(x.text for x in texts if x is not None)
+    assert len(all_words(t)) == sum(len(w) for w in words if w is not None)
+    assert t.warnings == []
+
+
+# --- text measures: the fast paths give the rule's answers ---------------------------------------------------------
+
+
+def test_display_width_of_examples():
+    assert [display_width(x) for x in ("", "abc", "a\tb", "你好", "ｈｉ", "e\u0301", "a\u200bb", "👋🏽")] == \
+        [0, 3, 3, 4, 4, 1, 2, 4]
+
+
+@given(st.text())
+def test_property_display_width_is_the_per_character_rule(text):
+    def rule(ch):
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            return 0
+        return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+    assert display_width(text) == sum(rule(ch) for ch in text)
+    assert display_width(text + "é") == display_width(text) + 1  # the same text off the ASCII path
+
+
+@given(st.text(string.printable, max_size=60), st.lists(st.text(string.printable, max_size=6), max_size=8))
+def test_property_locating_words_in_ascii_agrees_with_the_unicode_path(text, tokens):
+    # An em dash folds to nothing, so appending one changes no answer but takes text and tokens off the ASCII path.
+    assert locate_words(text, tokens) == locate_words(text + "—", [t + "—" for t in tokens])
 
 
 # --- properties -------------------------------------------------------------------------------------------------

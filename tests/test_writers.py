@@ -1,4 +1,5 @@
 """core.writers: golden SRT/VTT/TXT/JSON, read back by real parsers; transcript_from_dict; write_files."""
+import dataclasses
 import html
 import io
 import json
@@ -14,7 +15,7 @@ from core.errors import InputError
 from core.merge import display_width
 from core.types import Segment, Transcript, Word
 from core.writers import (FORMATS, WriteJSON, WriteSRT, WriteTXT, WriteVTT, format_timestamp, to_string,
-                          transcript_from_dict, write_files)
+                          transcript_from_dict, transcript_to_dict, write_files)
 
 
 def small():
@@ -148,6 +149,34 @@ def test_overlapping_or_overlong_segments_still_give_ordered_cues_inside_the_dur
                                         Segment(5.5, 9.0, "three"), Segment(8.0, 8.5, " ")])
     cues = srt_cues(to_string(t, "srt"))
     assert [(s, e) for s, e, _ in cues] == [(0.0, 5.0), (5.0, 5.0), (5.5, 6.0)]
+
+
+def as_json_dict(t):
+    """The definition transcript_to_dict keeps to: asdict, then every float rounded to the millisecond."""
+    def rounded(v):
+        if isinstance(v, float):
+            return round(v, 3)
+        if isinstance(v, dict):
+            return {k: rounded(x) for k, x in v.items()}
+        return [rounded(x) for x in v] if isinstance(v, list) else v
+
+    return rounded(dataclasses.asdict(t))
+
+
+class Seconds(float):
+    """A float subclass (numpy's float64 is one) in a place where a transcript holds floats."""
+
+
+def test_json_dict_is_asdict_rounded_for_unusual_values_too():
+    t = small()
+    t.timings = {"asr": Seconds(1.23456), "n": 3, "flag": True, "none": None}
+    t.warnings = ("a tuple", 1.23456)  # kept as asdict gives it: a tuple, unrounded
+    t.segments[0].words.append(Word(1.0004, 2, "int end"))
+    for value in (t, small(), Transcript("x", 0.0, "")):
+        got, want = transcript_to_dict(value), as_json_dict(value)
+        assert got == want and json.dumps(got) == json.dumps(want)  # dumps tells 1 from 1.0 and keeps key order
+    with pytest.raises(TypeError):
+        transcript_to_dict({"language": "English"})
 
 
 # --- format_timestamp and format names ----------------------------------------------------------------------------
@@ -291,3 +320,4 @@ def test_property_srt_and_vtt_parse_back_with_ordered_cues_and_short_lines(t):
     check_cues(srt_cues(to_string(t, "srt")), t)
     check_cues(vtt_cues(to_string(t, "vtt")), t)
     assert transcript_from_dict(json.loads(to_string(t, "json"))).text == t.text
+    assert json.dumps(transcript_to_dict(t)) == json.dumps(as_json_dict(t))

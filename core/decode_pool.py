@@ -83,16 +83,22 @@ def decode_slice(s: Slice) -> int:
         with audio._open(s.path) as container:
             stream = audio._audio_stream(container)
             ctx = stream.codec_context
+            # Sample index = (pts * num - pts_offset * den) / den, in integers: Fractions per packet cost more than
+            # the demuxing itself (the last slice steps over every packet of the file).
             to_samples = Fraction(stream.time_base) * s.rate
+            num, den = to_samples.numerator, to_samples.denominator
+            shift = s.pts_offset * den
+            lo = decode_from * den + shift
+            hi = None if stop_after is None else stop_after * den + shift
             for packet in container.demux(stream):
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None and packet.size:
                     raise Irregular("a packet has no timestamp")
                 if ts is not None and packet.size:
-                    index = ts * to_samples - s.pts_offset
-                    if index < decode_from:  # before the warm-up: demuxed, not decoded
+                    scaled = ts * num
+                    if scaled < lo:  # before the warm-up: demuxed, not decoded
                         continue
-                    if stop_after is not None and index > stop_after:
+                    if hi is not None and scaled > hi:
                         break
                 try:
                     frames = ctx.decode(packet)
@@ -106,10 +112,10 @@ def decode_slice(s: Slice) -> int:
                     elif frame.pts is None:
                         raise Irregular("a frame has no timestamp")
                     else:
-                        index = frame.pts * to_samples - s.pts_offset
-                        if index.denominator != 1:
+                        index, rest = divmod(frame.pts * num - shift, den)
+                        if rest:
                             raise Irregular("timestamps do not count samples")
-                    first, n = int(index), frame.samples
+                    first, n = index, frame.samples
                     if first + n <= feed_from:
                         continue
                     if expect is not None and first != expect:

@@ -55,17 +55,7 @@ def key_never_leaks(caplog, capfd):
     assert KEY not in out and KEY not in err
 
 
-@pytest.fixture(autouse=True)
-def own_tempdir(tmp_path, monkeypatch):
-    """Every temp file this process makes (client and in-process worker) lands here; none may be left behind."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield tmp
-
-    def leftovers():  # torch's process-wide compile cache is made once per process, not per job
-        return [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")]
-    assert wait_until(lambda: not leftovers(), timeout=5), f"left behind: {leftovers()}"
+pytestmark = pytest.mark.usefixtures("own_tempdir")  # conftest: no temp file may be left behind
 
 
 def remote(url: str, key: str = KEY, **overrides) -> RemotePipeline:

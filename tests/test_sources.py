@@ -27,14 +27,7 @@ DEFAULT = config_from_env({})
 WAV = wav_bytes()
 
 
-@pytest.fixture(autouse=True)
-def own_tempdir(tmp_path, monkeypatch):
-    """Temp files go to this test's folder; none of ours may remain when the test ends."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield tmp
-    assert [p.name for p in tmp.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
+pytestmark = pytest.mark.usefixtures("own_tempdir")  # conftest: no temp file may be left behind
 
 
 @pytest.fixture(scope="module")

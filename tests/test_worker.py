@@ -84,17 +84,7 @@ def variant(pipeline, *, asr=None, **config_changes) -> Pipeline:
                     aligner=pipeline.aligner)
 
 
-@pytest.fixture(autouse=True)
-def own_tempdir(tmp_path, monkeypatch):
-    """Every temp file the worker makes lands here; the test fails if one is left behind."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield tmp
-
-    def leftovers():  # torch's process-wide compile cache is made once per process, not per job
-        return [p for p in tmp.iterdir() if not p.name.startswith("torchinductor_")]
-    assert wait_until(lambda: not leftovers(), timeout=5), f"left behind: {leftovers()}"
+pytestmark = pytest.mark.usefixtures("own_tempdir")  # conftest: no temp file may be left behind
 
 
 def job(**fields) -> dict:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import unicodedata
 
-from .config import Config
 from .batching import GroupCommit
+from .config import Config
 from .hf_layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
 from .types import SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
 

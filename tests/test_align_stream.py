@@ -1,0 +1,124 @@
+"""Alignment overlapped with the ASR (core.align_stream) on the tiny rigged checkpoints: same words, started early,
+stopped cleanly; and the features the vLLM backend hands its engine (core.asr.vllm_features) on the CPU."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from audio_helpers import make_podcast
+from core.pipeline import Pipeline
+from core.types import TranscribeOptions, no_progress
+
+OPTIONS = TranscribeOptions(language="English", chunk_seconds=5)
+
+
+@pytest.fixture(scope="module")
+def podcast(tmp_path_factory):
+    return make_podcast(tmp_path_factory.mktemp("stream") / "p.wav", 0.5)  # 30 s: six or so 5 s chunks
+
+
+def words_of(tr):
+    return [(w.text, w.start, w.end) for s in tr.segments for w in s.words]
+
+
+def test_overlapped_alignment_gives_the_same_transcript(tiny_config, tiny_asr, tiny_aligner, podcast):
+    after = Pipeline(replace(tiny_config, overlap_align=False), asr=tiny_asr, aligner=tiny_aligner)
+    during = Pipeline(replace(tiny_config, overlap_align=True), asr=tiny_asr, aligner=tiny_aligner)
+    a = after.transcribe(str(podcast.path), OPTIONS)
+    b = during.transcribe(str(podcast.path), OPTIONS)
+    assert len(b.segments) >= 3 and words_of(b)
+    assert words_of(b) == words_of(a) and b.text == a.text
+    assert "align_busy" in b.timings and "align_busy" not in a.timings
+
+
+class FirstChunkWaits:
+    """The real tiny ASR, one chunk per batch; after handing over the first chunk's text it waits (at most 10 s)
+    for the aligner to start, and notes whether it did before the ASR went on."""
+
+    def __init__(self, inner, aligner_started: threading.Event) -> None:
+        self.inner, self.aligner_started = inner, aligner_started
+        self.overlapped: bool | None = None
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def transcribe(self, requests, progress=no_progress, on_result=None):
+        def hear(i, result):
+            on_result(i, result)
+            if self.overlapped is None:
+                self.overlapped = self.aligner_started.wait(10)
+
+        return self.inner.transcribe(requests, progress, on_result=hear if on_result else None)
+
+
+class NotesStart:
+    """The real tiny aligner, one chunk per batch, raising `started` when its first batch begins."""
+
+    def __init__(self, inner, started: threading.Event) -> None:
+        self.inner, self.started, self.batch_size = inner, started, 1
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def align(self, requests, progress=no_progress):
+        self.started.set()
+        return self.inner.align(requests, progress)
+
+
+def test_the_first_chunk_is_aligned_while_the_asr_still_works(tiny_config, podcast):
+    from core.asr.transformers_backend import TransformersAsr
+
+    config = replace(tiny_config, asr_batch_size=1, overlap_align=True)
+    started = threading.Event()
+    asr = FirstChunkWaits(TransformersAsr(config), started)
+    from core.align import Aligner
+
+    pipe = Pipeline(config, asr=asr, aligner=NotesStart(Aligner(config), started))
+    tr = pipe.transcribe(str(podcast.path), OPTIONS)
+    assert asr.overlapped is True
+    assert words_of(tr)
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_cancelling_while_aligning_stops_the_background_aligner(tiny_config, tiny_asr, tiny_aligner, podcast):
+    pipe = Pipeline(replace(tiny_config, overlap_align=True), asr=tiny_asr, aligner=tiny_aligner)
+
+    def progress(stage, done, total):
+        if stage == "align":
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        pipe.transcribe(str(podcast.path), OPTIONS, progress)
+    assert not [t for t in threading.enumerate() if t.name == "align-stream"]
+    assert words_of(pipe.transcribe(str(podcast.path), OPTIONS))  # the aligner is free for the next job
+
+
+@pytest.mark.parametrize("samples", [16000 * 7, 16000 * 7 + 37, 16000 * 29 + 159])
+def test_ready_made_features_match_what_vllms_processor_computes(tiny_asr_dir, samples):
+    """vLLM's Qwen3-ASR processor pads each chunk to a whole hop, runs the extractor with padding and no truncation,
+    and counts len // hop frames; the features the backend hands over ready-made must be those."""
+    import torch
+
+    from transformers import WhisperFeatureExtractor
+
+    from core.asr.vllm_features import audio_features, whisper_extractor
+
+    extractor = whisper_extractor(str(tiny_asr_dir))
+    assert type(extractor) is WhisperFeatureExtractor  # what vLLM's processor asserts it has
+    audio = np.random.default_rng(samples).standard_normal(samples).astype(np.float32) * 0.1
+    ours = audio_features(extractor, audio, "cpu", torch.float32)
+
+    hop = extractor.hop_length
+    padded = np.pad(audio, (0, -len(audio) % hop))
+    ref = extractor(padded, sampling_rate=16000, padding=True, truncation=False, return_tensors="pt")
+    frames = len(padded) // hop
+    assert int(ours["audio_feature_lengths"][0]) == frames == ref["input_features"].shape[-1]
+    assert torch.equal(ours["input_audio_features"], ref["input_features"][0, :, :frames])
+    assert ours["feature_attention_mask"].shape == (1, frames)
+    assert audio_features(extractor, audio, "cpu", torch.bfloat16)["input_audio_features"].dtype == torch.bfloat16

@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_pass(pipeline, path, outputs, name)
             passes.append(r)
             log(f"{name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
-                f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}")
+                f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}, "
+                f"ASR {json.dumps(r.asr_stats)}")
     results["passes"] = [report.as_dict(r) for r in passes]
     results["gpu_memory"] = gpu_memory()
 

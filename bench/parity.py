@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=24)
     p.add_argument("--skip-vllm", action="store_true")
     p.add_argument("--skip-aligner", action="store_true")
+    p.add_argument("--features", choices=("processor", "gpu"), default="processor",
+                   help="where the vLLM backend's log-mel is computed (VLLM_AUDIO_FEATURES)")
     args = p.parse_args(argv)
     os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
@@ -122,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         build_asr_checkpoint(asr_dir, size="full", device="cuda", dtype="float32", rig=False)
         build_aligner_checkpoint(aligner_dir, size="full", device="cuda", dtype="float32", rig=False)
     audios = clips()
-    report: dict = {"clips_s": list(CLIP_SECONDS), "tokens": args.tokens}
+    report: dict = {"clips_s": list(CLIP_SECONDS), "tokens": args.tokens, "vllm_features": args.features}
     t0 = time.perf_counter()
     if not args.skip_aligner:
         report["aligner"] = compare_aligners(aligner_dir, audios)
         print("ALIGNER", json.dumps(report["aligner"]), f"({time.perf_counter() - t0:.1f} s)", flush=True)
 
     config = config_from_env(asr_model=str(asr_dir), device="cuda", dtype="float32", vllm_enforce_eager=True,
-                             vllm_gpu_memory_utilization=0.5, vllm_max_model_len=2048)
+                             vllm_gpu_memory_utilization=0.5, vllm_max_model_len=2048,
+                             vllm_audio_features=args.features)
     hf = TransformersAsr(config)
     hf_ids = hf_tokens(hf, audios, args.tokens)
     hf_text = hf.transcribe([AsrRequest(a) for a in audios])

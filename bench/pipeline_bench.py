@@ -55,10 +55,14 @@ class SpeechRateText:
     def describe(self) -> str:
         return f"{self.inner.describe()} + {self.words_per_second:g} words/s of filler text"
 
-    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
-        real = self.inner.transcribe(requests, progress)
+    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
+                   on_result=None) -> list[ChunkText]:
         with self._lock:
             texts = [filler_text(len(r.audio) / SAMPLE_RATE, self.rng, self.words_per_second) for r in requests]
+        extra = {}
+        if on_result is not None:  # pass each chunk on as the engine finishes it, with its filler text
+            extra["on_result"] = lambda i, r: on_result(i, ChunkText(LANGUAGE, texts[i], r.truncated))
+        real = self.inner.transcribe(requests, progress, **extra)
         return [ChunkText(LANGUAGE, t, r.truncated) for t, r in zip(texts, real)]
 
 

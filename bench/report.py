@@ -80,12 +80,19 @@ def summary(results: dict) -> str:
         rows.append(["GPU stages (ASR + align)", fmt_s(gpu) + " s", "", f"<= {TARGETS['gpu_s']:g} s"])
         for k in ("fetch", "decode", "chunk", "transcribe", "align", "merge", "write"):
             if k in st:
-                rows.append([f"  stage {k}", fmt_s(st[k]) + " s", "", ""])
+                note = "after the ASR (overlapped)" if k == "align" and "align_busy" in st else ""
+                rows.append([f"  stage {k}", fmt_s(st[k]) + " s", note, ""])
+        if "align_busy" in st:
+            rows.append(["  aligner busy in all", fmt_s(st["align_busy"]) + " s", "mostly during the ASR", ""])
         rows.append(["time to first result", fmt_s(best.get("first_result_s")) + " s", "", ""])
         stats = best.get("asr_stats") or {}
         if stats.get("generated_tokens") and st.get("transcribe"):
             rows.append(["ASR tokens/s (generated)", f"{stats['generated_tokens'] / st['transcribe']:.0f}",
                          f"{stats.get('requests', 0)} chunks", ""])
+        if "fed_s" in stats:
+            rows.append(["  ASR: all chunks handed to the engine", fmt_s(stats["fed_s"]) + " s",
+                         f"first done {fmt_s(stats.get('first_done_s'))} s, last {fmt_s(stats.get('last_done_s'))} s",
+                         ""])
     mem = results.get("gpu_memory") or {}
     if mem:
         rows.append(["GPU memory in use", f"{mem['card_used_gib']:.1f} GiB", f"of {mem['card_total_gib']:.0f}", ""])

@@ -132,7 +132,7 @@ class Aligner:
         """Word lists (times relative to each chunk's start) in request order; None where alignment failed."""
         return self.batcher.submit(requests, progress) if requests else []
 
-    def _align_all(self, requests: list[AlignRequest], progress: Progress) -> list[list[Word] | None]:
+    def _align_all(self, requests: list[AlignRequest], progress: Progress, on_result=None) -> list[list[Word] | None]:
         results: list[list[Word] | None] = [None] * len(requests)
         todo = []
         for i, req in enumerate(requests):

@@ -3,24 +3,36 @@
 The ASR engine and the aligner each run one batch at a time (GPU memory, and one `LLM.generate` at a time). A call
 that finds the model busy queues its items; whichever call takes the model next runs everything queued at once and
 hands each caller its slice. With one caller, it costs a lock round trip and its progress is reported as usual.
+
+A caller may also pass `on_result(index, result)` to hear about each of its items the moment the model finishes it
+(the pipeline aligns finished chunks while the rest are still being transcribed); indexes are the caller's own.
 """
 from __future__ import annotations
 
+import bisect
+import logging
 import threading
 
 from .types import Progress, no_progress
 
+log = logging.getLogger("core")
+
+
+def _no_result(index: int, result) -> None:
+    pass
+
 
 class _Ticket:
-    def __init__(self, requests: list, progress: Progress) -> None:
-        self.requests, self.progress = requests, progress
+    def __init__(self, requests: list, progress: Progress, on_result) -> None:
+        self.requests, self.progress, self.on_result = requests, progress, on_result
         self.results: list | None = None
         self.error: BaseException | None = None
         self.done = False
 
 
 class GroupCommit:
-    """Runs `run(items, progress) -> results` for concurrent callers, merging whatever is queued into one call.
+    """Runs `run(items, progress, on_result) -> results` for concurrent callers, merging whatever is queued into one
+    call. `run` may call `on_result(i, result)` as item i finishes (optional; the full list is returned anyway).
 
     A caller queues its items, then waits for the engine; the caller that gets it takes the whole queue (its own
     items and any that arrived meanwhile), runs it once and hands every caller its slice. One caller alone costs
@@ -33,9 +45,10 @@ class GroupCommit:
         self._queue_lock = threading.Lock()
         self._engine = threading.Lock()
 
-    def submit(self, items: list, progress: Progress = no_progress) -> list:
-        """`run(items, progress)`'s results for these items; `progress` is passed on when the call runs alone."""
-        ticket = _Ticket(items, progress)
+    def submit(self, items: list, progress: Progress = no_progress, on_result=None) -> list:
+        """`run(items, ...)`'s results for these items; `progress` is passed on when the call runs alone, and
+        `on_result(i, result)` hears each item as it finishes (from whichever thread runs the batch)."""
+        ticket = _Ticket(items, progress, on_result)
         with self._queue_lock:
             self._queue.append(ticket)
         while not ticket.done:
@@ -52,8 +65,23 @@ class GroupCommit:
     def _run_batch(self, batch: list[_Ticket]) -> None:
         flat = [item for t in batch for item in t.requests]
         progress = batch[0].progress if len(batch) == 1 else no_progress
+        starts, pos = [], 0
+        for t in batch:
+            starts.append(pos)
+            pos += len(t.requests)
+
+        def on_result(index: int, result) -> None:
+            k = bisect.bisect_right(starts, index) - 1
+            listener = batch[k].on_result
+            if listener is not None:
+                try:
+                    listener(index - starts[k], result)
+                except Exception:  # a listener's bug must not fail the batch mates' run
+                    log.exception("a result listener failed")
+
+        listening = any(t.on_result is not None for t in batch)
         try:
-            results = self._run(flat, progress)
+            results = self._run(flat, progress, on_result if listening else _no_result)
         except BaseException as e:  # every caller in the batch sees the failure
             for t in batch:
                 t.error, t.done = e, True

@@ -32,6 +32,9 @@ class Config:
     max_tokens_per_second: float = 12.0
     asr_batch_size: int = 8  # transformers backend; vLLM schedules the whole job at once
     align_batch_size: int = 0  # 0 = auto: 32 on a GPU with 40 GiB or more, else 8
+    # Align finished chunks while the rest are still being transcribed. Off: with vLLM every chunk finishes at about
+    # the same time, so it only competed for the CPU (bench/RESULTS.md, run 5).
+    overlap_align: bool = False
 
     # Decoding: long files are decoded in time slices by this many processes (0 = one per core, at most 16).
     decode_workers: int = 0
@@ -40,6 +43,9 @@ class Config:
     vllm_gpu_memory_utilization: float = 0.5
     vllm_max_model_len: int = 8192
     vllm_enforce_eager: bool = False
+    # Where the ASR's log-mel features are computed: "gpu" = here on the GPU, handed to the engine ready-made
+    # (core.asr.vllm_features; ASR 2.4-2.7 s an hour against 4.3-4.8 s, run 5); "processor" = vLLM's own, on the CPU.
+    vllm_audio_features: str = "gpu"
 
     # Input limits (see README, "Security and limits").
     max_download_bytes: int = 2 * 1024**3
@@ -67,6 +73,8 @@ class Config:
             raise InputError(f"ASR_BACKEND must be one of {', '.join(BACKENDS)}, not {self.asr_backend!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"DEVICE must be auto, cpu or cuda, not {self.device!r}")
+        if self.vllm_audio_features not in ("processor", "gpu"):
+            raise InputError(f"VLLM_AUDIO_FEATURES must be processor or gpu, not {self.vllm_audio_features!r}")
         if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= 180.0:
             raise InputError("need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= 180 (the aligner's limit)")
 

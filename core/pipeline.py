@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
+from .align_stream import AlignStream
 from .chunking import plan_chunks, speech_flags
 from .config import Config, get_config
 from .decode_pool import DecodePool, default_workers
@@ -19,7 +20,7 @@ from .jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS
 from .languages import ALIGNER_LANGUAGES, normalize_language
 from .merge import build_transcript
 from .sources import open_source
-from .types import (SAMPLE_RATE, AlignRequest, AsrRequest, ChunkText, Progress, Transcript, TranscribeOptions,
+from .types import (SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, TranscribeOptions,
                     no_progress)
 
 log = logging.getLogger("core")
@@ -114,19 +115,29 @@ class Pipeline:
             progress("chunk", 1, 1)
         spoken = [c for c, v in zip(chunks, voiced) if v]
 
-        with timer.stage("transcribe"):
-            reqs = [AsrRequest(samples[c.start:c.end], options.language, options.context) for c in spoken]
-            results = self.asr.transcribe(reqs, progress=progress) if reqs else []
-        texts: list[ChunkText | None] = [None] * len(chunks)
-        for c, r in zip(spoken, results):
-            texts[c.index] = r
-        if any(r.truncated for r in results):
-            warnings.append("some chunks hit the generation limit or a repetition loop; their text was cut")
+        stream = None  # alignment that starts while the ASR is still running (core.align_stream)
+        if options.word_timestamps and self.aligner is not None and cfg.overlap_align:
+            stream = self._align_stream(samples, chunks)
+        try:
+            with timer.stage("transcribe"):
+                reqs = [AsrRequest(samples[c.start:c.end], options.language, options.context) for c in spoken]
+                extra = {"on_result": lambda i, r: stream.add(spoken[i], r)} if stream is not None else {}
+                results = self.asr.transcribe(reqs, progress=progress, **extra) if reqs else []
+            texts: list[ChunkText | None] = [None] * len(chunks)
+            for c, r in zip(spoken, results):
+                texts[c.index] = r
+            if any(r.truncated for r in results):
+                warnings.append("some chunks hit the generation limit or a repetition loop; their text was cut")
 
-        words = [None] * len(chunks)
-        if options.word_timestamps:
-            with timer.stage("align"):
-                words = self._align(samples, chunks, texts, warnings, progress)
+            words = [None] * len(chunks)
+            if options.word_timestamps:
+                with timer.stage("align"):  # with overlap: only the part left once the ASR is done
+                    words = self._align(samples, chunks, texts, warnings, progress, stream)
+                if stream is not None:
+                    timer.timings["align_busy"] = round(stream.busy_s, 4)
+        finally:
+            if stream is not None:
+                stream.stop()
 
         with timer.stage("merge"):
             transcript = build_transcript(chunks, texts, words, duration, language=options.language)
@@ -137,26 +148,23 @@ class Pipeline:
         transcript.timings = dict(timer.timings)
         return transcript
 
-    def _align(self, samples, chunks, texts, warnings, progress):
-        words = [None] * len(chunks)
+    def _align_stream(self, samples, chunks) -> AlignStream:
+        return AlignStream(self.aligner, samples, chunks, getattr(self.aligner, "batch_size", 8))
+
+    def _align(self, samples, chunks, texts, warnings, progress, stream: AlignStream | None):
         if self.aligner is None:
             warnings.append("word timestamps are off: no aligner is configured (ALIGNER_MODEL is empty)")
-            return words
-        todo = [(c, t) for c, t in zip(chunks, texts) if t is not None and t.text.strip()]
-        skipped = sorted({t.language for _, t in todo if t.language not in ALIGNER_LANGUAGES})
-        if skipped:
-            warnings.append(f"no word timestamps for {', '.join(skipped)}: the aligner covers "
-                            f"{', '.join(sorted(ALIGNER_LANGUAGES))}")
-        todo = [(c, t) for c, t in todo if t.language in ALIGNER_LANGUAGES]
-        reqs = [AlignRequest(samples[c.start:c.end], t.text, t.language) for c, t in todo]
-        results = self.aligner.align(reqs, progress=progress) if reqs else []
-        failed = 0
-        for (c, _), r in zip(todo, results):
-            if r is None:
-                failed += 1
-            words[c.index] = r
-        if failed:
-            warnings.append(f"alignment failed on {failed} chunk(s); those have segment-level times only")
+            return [None] * len(chunks)
+        if stream is None:  # not overlapped: every chunk goes in now
+            stream = self._align_stream(samples, chunks)
+            for c, t in zip(chunks, texts):
+                stream.add(c, t)
+        words = stream.finish(progress)
+        if stream.skipped_languages:
+            warnings.append(f"no word timestamps for {', '.join(sorted(stream.skipped_languages))}: the aligner "
+                            f"covers {', '.join(sorted(ALIGNER_LANGUAGES))}")
+        if stream.failed:
+            warnings.append(f"alignment failed on {stream.failed} chunk(s); those have segment-level times only")
         return words
 
 

@@ -140,7 +140,7 @@ def test_concurrent_jobs_share_batches_and_get_their_own_words(tiny_aligner):
              for j in range(3)] for k in range(4)]
     alone = [tiny_aligner.align(reqs) for reqs in jobs]
     calls, run = [], tiny_aligner.batcher._run
-    tiny_aligner.batcher._run = lambda items, progress: calls.append(len(items)) or run(items, progress)
+    tiny_aligner.batcher._run = lambda items, progress, on_result: calls.append(len(items)) or run(items, progress)
     try:
         together = [None] * len(jobs)
         threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))

@@ -13,7 +13,7 @@ def test_group_commit_batches_waiting_callers_and_keeps_order():
     calls = []
     gate = threading.Event()
 
-    def run(items, progress):
+    def run(items, progress, on_result):
         calls.append(list(items))
         if len(calls) == 1:
             gate.wait(5)  # hold the engine while the others queue up
@@ -39,7 +39,7 @@ def test_group_commit_batches_waiting_callers_and_keeps_order():
 
 
 def test_group_commit_hands_the_error_to_every_caller_of_the_batch():
-    def run(items, progress):
+    def run(items, progress, on_result):
         raise RuntimeError("engine died")
 
     with pytest.raises(RuntimeError, match="engine died"):
@@ -49,7 +49,7 @@ def test_group_commit_hands_the_error_to_every_caller_of_the_batch():
 def test_a_caller_alone_gets_its_progress_and_merged_callers_do_not():
     seen = []
 
-    def run(items, progress):
+    def run(items, progress, on_result):
         progress("align", len(items), len(items))
         return items
 
@@ -64,7 +64,7 @@ def test_a_cancelled_caller_alone_stops_its_own_run():
     class Cancelled(Exception):
         pass
 
-    def run(items, progress):
+    def run(items, progress, on_result):
         progress("align", 0, len(items))
         return items
 
@@ -75,3 +75,49 @@ def test_a_cancelled_caller_alone_stops_its_own_run():
     with pytest.raises(Cancelled):
         batcher.submit([1], cancel)
     assert batcher.submit([2]) == [2]  # the model is free for the next job
+
+
+def test_each_caller_hears_its_own_results_as_they_finish_with_its_own_indexes():
+    gate = threading.Event()
+    started = threading.Event()
+    heard = {0: [], 1: [], 2: []}
+
+    def run(items, progress, on_result):
+        if not started.is_set():
+            started.set()
+            gate.wait(5)  # hold the engine so callers 1 and 2 are merged into the next call
+        for i in reversed(range(len(items))):  # finish out of order, as an engine does
+            on_result(i, items[i] * 2)
+        return [x * 2 for x in items]
+
+    batcher = GroupCommit(run)
+    out = {}
+    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([1], on_result=lambda i, r:
+                                                                              heard[0].append((i, r)))))
+    first.start()
+    started.wait(5)
+    rest = [threading.Thread(target=lambda k=k: out.__setitem__(
+        k, batcher.submit([k * 10, k * 10 + 1, k * 10 + 2], on_result=lambda i, r, k=k: heard[k].append((i, r)))))
+        for k in (1, 2)]
+    for t in rest:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in [first, *rest]:
+        t.join(5)
+    assert heard[0] == [(0, 2)]
+    for k in (1, 2):
+        assert sorted(heard[k]) == [(0, k * 20), (1, k * 20 + 2), (2, k * 20 + 4)]
+        assert out[k] == [k * 20, k * 20 + 2, k * 20 + 4]
+
+
+def test_a_failing_listener_does_not_fail_the_run():
+    def run(items, progress, on_result):
+        for i, x in enumerate(items):
+            on_result(i, x)
+        return items
+
+    def broken(i, r):
+        raise ValueError("listener bug")
+
+    assert GroupCommit(run).submit([1, 2], on_result=broken) == [1, 2]

@@ -52,10 +52,16 @@ def test_every_field_is_settable_from_the_environment():
     # A field whose type the parser cannot build from a string would be unreachable from the environment.
     samples = {bool: ("1", True), int: ("7", 7), float: ("7.5", 7.5), str: ("x", "x")}
     for f in dataclasses.fields(Config):
-        if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s"):
-            continue  # constrained values, covered above
+        if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s", "vllm_audio_features"):
+            continue  # constrained values, covered above and below
         raw, expected = samples[type(f.default)]
         assert getattr(config_from_env({f.name.upper(): raw}), f.name) == expected, f.name
+
+
+def test_vllm_audio_features_takes_processor_or_gpu():
+    assert config_from_env({"VLLM_AUDIO_FEATURES": "gpu"}).vllm_audio_features == "gpu"
+    with pytest.raises(InputError, match="VLLM_AUDIO_FEATURES"):
+        config_from_env({"VLLM_AUDIO_FEATURES": "cpu"})
 
 
 def test_runpod_serverless_environment_starts_the_worker_unless_told_otherwise():

@@ -1,5 +1,6 @@
 """The vLLM backend on a real GPU (skipped where vLLM or CUDA is missing, as on CI): same answers as the
-transformers backend on the rigged tiny checkpoint, and the benchmark budget generates exactly what it says."""
+transformers backend on the rigged tiny checkpoint (log-mel from vLLM's processor or made here on the GPU), results
+streamed as chunks finish, and the benchmark budget generates exactly what it says."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,3 +62,37 @@ def test_benchmark_budget_generates_a_fixed_count(asr_dir, backend):
     product = backend.sampling_params(6.5)
     assert not product.ignore_eos and product.max_tokens > fixed_token_budget(6.5, 4.0)
     assert np.isfinite(product.max_tokens)
+
+
+def test_results_stream_as_chunks_finish(backend):
+    from core.asr.vllm_backend import FEED
+    from core.types import AsrRequest
+
+    audio = clips()
+    requests = [AsrRequest(audio[i % len(audio)]) for i in range(FEED * 2 + 5)]  # more than one hand-over
+    heard = []
+    out = backend.transcribe(requests, on_result=lambda i, r: heard.append((i, r)))
+    assert sorted(i for i, _ in heard) == list(range(len(requests)))
+    assert all(out[i] == r for i, r in heard)
+    stats = backend.last_stats
+    assert stats["requests"] == len(requests) and 0 < stats["first_done_s"] <= stats["last_done_s"]
+
+
+def test_features_made_here_give_the_same_answers(backend, asr_dir):
+    from core.asr.vllm_backend import VllmAsr
+    from core.config import config_from_env
+    from core.types import AsrRequest
+
+    config = config_from_env(asr_model=str(asr_dir), asr_backend="vllm", device="cuda", dtype="float32",
+                             vllm_enforce_eager=True, vllm_gpu_memory_utilization=0.25, vllm_max_model_len=2048,
+                             vllm_audio_features="gpu")
+    here = VllmAsr(config)
+    assert "log-mel on the GPU" in here.describe()
+    requests = [AsrRequest(a) for a in clips()] + [AsrRequest(clips()[1], language="English", context="fox")]
+    assert here.transcribe(requests) == backend.transcribe(requests)
+    from vllm import SamplingParams
+
+    params = SamplingParams(temperature=0.0, max_tokens=6, min_tokens=6, ignore_eos=True)
+    ids = [[list(o.outputs[0].token_ids) for o in b.llm.generate(b.requests(requests), params, use_tqdm=False)]
+           for b in (here, backend)]
+    assert ids[0] == ids[1]

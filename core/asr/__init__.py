@@ -21,8 +21,10 @@ class AsrBackend(Protocol):
     def describe(self) -> str:
         """One line for the UI, e.g. "Qwen/Qwen3-ASR-0.6B (transformers, cpu, float32)"."""
 
-    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
-        """One ChunkText per request, in order; progress("transcribe", done, total) as chunks finish."""
+    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
+                   on_result=None) -> list[ChunkText]:
+        """One ChunkText per request, in order; progress("transcribe", done, total) as chunks finish, and
+        `on_result(i, text)`, if given, as soon as chunk i's text exists (the pipeline starts aligning it)."""
 
 
 def _vllm_usable(config: Config) -> bool:

@@ -33,7 +33,9 @@ class TransformersAsr:
     def describe(self) -> str:
         return f"{self.config.asr_model} (transformers, {self.device}, {str(self.dtype).removeprefix('torch.')})"
 
-    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
+    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
+                   on_result=None) -> list[ChunkText]:
+        """One ChunkText per request; `on_result(i, text)` hears each batch's chunks as the batch finishes."""
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].audio), reverse=True)
         results: list[ChunkText | None] = [None] * len(requests)
         size = max(1, self.config.asr_batch_size)
@@ -42,6 +44,8 @@ class TransformersAsr:
             batch = order[b:b + size]
             for i, result in zip(batch, self._run([requests[i] for i in batch])):
                 results[i] = result
+                if on_result is not None:
+                    on_result(i, result)
             progress("transcribe", min(b + size, len(order)), len(requests))
         return results  # type: ignore[return-value]
 

@@ -1,7 +1,7 @@
 """Qwen3-ASR through vLLM: every chunk of a job in one `LLM.generate` call, greedy, on the GPU.
 
 vLLM schedules the whole batch itself (continuous batching, chunked prefill), so the backend hands it all chunks at
-once rather than batching by hand. Prompts, the generation cap and output parsing come from `core.asr.prompts`, the
+once rather than batching by hand; results are read as each chunk finishes. Prompts, the generation cap and output parsing come from `core.asr.prompts`, the
 same code the transformers backend uses, so both backends see identical prompts and return identical dataclasses.
 
 `gpu_memory_utilization` is a fraction of the whole card that vLLM claims for weights, activations and KV cache;
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from ..config import Config
 from ..batching import GroupCommit
@@ -51,6 +52,12 @@ class VllmAsr:
                       enforce_eager=config.vllm_enforce_eager, seed=0)
         if config.dtype not in ("auto", "bfloat16", "bf16"):
             kwargs["dtype"] = {"fp16": "float16", "fp32": "float32"}.get(config.dtype, config.dtype)
+        self.features_here = config.vllm_audio_features == "gpu"
+        if self.features_here:
+            from .vllm_features import register_processor
+
+            register_processor()
+            kwargs["enable_mm_embeds"] = True
         kwargs.update(llm_kwargs or {})
         try:
             self.llm = LLM(**kwargs)
@@ -58,12 +65,21 @@ class VllmAsr:
             log.exception("starting vLLM for %s failed", config.asr_model)
             raise ModelError(f"could not start vLLM for the ASR model ({type(e).__name__}); check ASR_MODEL and "
                              "VLLM_GPU_MEMORY_UTILIZATION") from e
+        if self.features_here:
+            from .vllm_features import whisper_extractor
+
+            import torch
+
+            self.extractor = whisper_extractor(config.asr_model)
+            self.feature_dtype = self.llm.llm_engine.model_config.dtype
+            self.feature_stream = torch.cuda.Stream()  # not queued behind the aligner's batches on the default one
         self.batcher = GroupCommit(self._generate)
-        self.last_stats: dict[str, int] = {}
+        self.last_stats: dict[str, float] = {}
 
     def describe(self) -> str:
         mode = f", benchmark: {self.fixed_tokens_per_second:g} tokens/s" if self.fixed_tokens_per_second else ""
-        return f"ASR {self.config.asr_model} on vLLM (GPU{mode})"
+        features = ", log-mel on the GPU" if self.features_here else ""
+        return f"ASR {self.config.asr_model} on vLLM (GPU{features}{mode})"
 
     def sampling_params(self, duration_s: float):
         """Greedy decoding capped by the chunk's length (or the benchmark's fixed budget)."""
@@ -75,30 +91,114 @@ class VllmAsr:
         return SamplingParams(temperature=0.0, max_tokens=prompts.max_new_tokens(duration_s, self.config))
 
     def requests(self, requests: list[AsrRequest]) -> list[dict]:
-        """vLLM prompt dicts: the shared prompt text plus the chunk's audio as (samples, rate)."""
-        return [{"prompt": prompts.build_prompt(r.context, r.language),
-                 "multi_modal_data": {"audio": (r.audio, SAMPLE_RATE)}} for r in requests]
+        """vLLM prompt dicts: the shared prompt text plus the chunk's audio as (samples, rate), or as features."""
+        if not self.features_here:
+            return [{"prompt": prompts.build_prompt(r.context, r.language),
+                     "multi_modal_data": {"audio": (r.audio, SAMPLE_RATE)}} for r in requests]
+        import torch
 
-    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
+        from .vllm_features import audio_features, fresh_uuid
+
+        with torch.cuda.stream(self.feature_stream):
+            return [{"prompt": prompts.build_prompt(r.context, r.language),
+                     "multi_modal_data": {"audio": audio_features(self.extractor, r.audio, "cuda",
+                                                                  self.feature_dtype)},
+                     "multi_modal_uuids": {"audio": [fresh_uuid()]}} for r in requests]
+
+    def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
+                   on_result=None) -> list[ChunkText]:
+        """One ChunkText per request; `on_result(i, text)` hears each chunk the moment the engine finishes it."""
         if not requests:
             return []
         progress("transcribe", 0, len(requests))
-        results = self.batcher.submit(requests)
+        results = self.batcher.submit(requests, progress, on_result)
         progress("transcribe", len(requests), len(requests))
         return results
 
-    def _generate(self, requests: list[AsrRequest], progress: Progress = no_progress) -> list[ChunkText]:
+    def _generate(self, requests: list[AsrRequest], progress: Progress = no_progress,
+                  on_result=None) -> list[ChunkText]:
+        """All chunks through the engine, handed over FEED at a time with a look at finished ones in between.
+
+        `LLM.generate` would prepare every chunk (features, hashing, hand-over) before reading any result; here the
+        first results come back while later chunks are still being prepared, so alignment can start on them.
+        """
+        engine = self.llm.llm_engine
         params = [self.sampling_params(len(r.audio) / SAMPLE_RATE) for r in requests]
+        results: list[ChunkText | None] = [None] * len(requests)
+        where: dict[str, int] = {}
+        finished: list[float] = []
+        tokens = [0, 0]
+        t0 = time.perf_counter()
+
+        def collect(outputs) -> None:
+            for out in outputs:
+                i = where.get(out.request_id)
+                if i is None or not out.finished:
+                    continue
+                first = out.outputs[0]
+                results[i] = prompts.chunk_text(first.text, requests[i].language, first.finish_reason == "length")
+                tokens[0] += len(out.prompt_token_ids or ())
+                tokens[1] += len(first.token_ids)
+                finished.append(time.perf_counter() - t0)
+                try:
+                    if on_result is not None:
+                        on_result(i, results[i])
+                    progress("transcribe", len(finished), len(requests))
+                except BaseException as e:  # the caller's (a cancelled job): stop, and raise it as it is
+                    caller_error.append(e)
+                    raise
+
+        caller_error: list[BaseException] = []
+        internal: list[str] = []  # the engine's ids (for aborting); outputs carry the LLM's own ("7")
         try:
-            outputs = self.llm.generate(self.requests(requests), params, use_tqdm=False)
-        except Exception as e:
+            for start in range(0, len(requests), FEED):
+                part = slice(start, start + FEED)
+                ids = self.llm.enqueue(self.requests(requests[part]), params[part], use_tqdm=False)
+                internal += ids
+                where.update((_external_id(rid), start + k) for k, rid in enumerate(ids))
+                _collect_ready(engine, collect)
+            fed = time.perf_counter() - t0
+            while engine.has_unfinished_requests():
+                collect(engine.step())
+        except BaseException as e:
+            try:
+                engine.abort_request(internal, internal=True)
+            except Exception:  # the engine may be gone; the job fails either way
+                log.exception("aborting the job's requests failed")
+            if caller_error or not isinstance(e, Exception):
+                raise
             log.exception("vLLM generation failed")
             raise ModelError(f"ASR generation failed on the GPU ({type(e).__name__})") from e
-        self.last_stats = {"requests": len(outputs),
-                           "prompt_tokens": sum(len(o.prompt_token_ids or ()) for o in outputs),
-                           "generated_tokens": sum(len(o.outputs[0].token_ids) for o in outputs)}
-        return [prompts.chunk_text(out.outputs[0].text, r.language, out.outputs[0].finish_reason == "length")
-                for r, out in zip(requests, outputs)]
+        if any(r is None for r in results):
+            raise ModelError("the ASR engine returned fewer results than chunks")
+        self.last_stats = {"requests": len(requests), "prompt_tokens": tokens[0], "generated_tokens": tokens[1],
+                           "fed_s": round(fed, 3), "first_done_s": round(min(finished), 3),
+                           "last_done_s": round(max(finished), 3)}
+        return results  # type: ignore[return-value]
+
+
+FEED = 16  # chunks handed to the engine between looks at its finished outputs
+
+
+def _external_id(internal: str) -> str:
+    """`LLM.enqueue` returns the engine's ids ("7-1a2b3c4d": the LLM's counter plus a random suffix), while outputs
+    carry the LLM's own id ("7")."""
+    return internal.split("-", 1)[0]
+
+
+def _collect_ready(engine, collect) -> None:
+    """Hand `collect` the outputs the engine has ready, without waiting for more.
+
+    With the engine in its own process (vLLM's default) its outputs wait in the client's queue: read them while
+    there are any. With the engine in this process nothing runs unless stepped, so run one step.
+    """
+    queue = getattr(engine.engine_core, "outputs_queue", None)
+    if queue is None:
+        if engine.has_unfinished_requests():
+            collect(engine.step())
+        return
+    while not queue.empty():
+        collect(engine.step())
 
 
 VllmAsrBackend = VllmAsr  # the name the GPU issue uses

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             passes.append(r)
             log(f"{name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
                 f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}, "
-                f"ASR {json.dumps(r.asr_stats)}")
+                f"ASR {json.dumps(r.asr_stats)}, aligner {json.dumps(r.align_stats)}")
     results["passes"] = [report.as_dict(r) for r in passes]
     results["gpu_memory"] = gpu_memory()
 

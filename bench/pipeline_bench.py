@@ -76,6 +76,7 @@ class PassResult:
     words: int = 0
     segments: int = 0
     asr_stats: dict[str, int] = field(default_factory=dict)
+    align_stats: dict[str, float] = field(default_factory=dict)
 
     @property
     def rtfx(self) -> float:
@@ -113,7 +114,9 @@ def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: Transcribe
     stages["write"] = end - t_write
     words = sum(len(s.words) for s in transcript.segments)
     stats = dict(getattr(getattr(pipeline.asr, "inner", pipeline.asr), "last_stats", {}) or {})
-    return PassResult(name, transcript.duration, end - t0, stages, first.at, words, len(transcript.segments), stats)
+    align_stats = dict(getattr(pipeline.aligner, "last_stats", {}) or {})
+    return PassResult(name, transcript.duration, end - t0, stages, first.at, words, len(transcript.segments), stats,
+                      align_stats)
 
 
 def _decode(path):

@@ -12,6 +12,7 @@ aligned (too long, an error) gets None and the job goes on with segment-level ti
 from __future__ import annotations
 
 import logging
+import time
 import unicodedata
 
 from .batching import GroupCommit
@@ -116,16 +117,21 @@ class Aligner:
                      for t in ("<|audio_start|>", "<|audio_pad|>", "<|audio_end|>", "<|endoftext|>")}
         self.batch_size = config.align_batch_size or auto_batch_size(self.device)
         self.batcher = GroupCommit(self._align_all)  # concurrent jobs share batches; one GPU batch at a time
+        self.last_stats: dict[str, float] = {}  # where the last call's time went (benchmarks read it)
 
     def describe(self) -> str:
         return f"{self.config.aligner_model} (transformers, {self.device}, {str(self.dtype).removeprefix('torch.')})"
 
     def input_ids(self, words: list[str], audio_tokens: int) -> list[int]:
-        """The aligner's input: expanded audio placeholder, then each word followed by two <timestamp>."""
+        """The aligner's input: expanded audio placeholder, then each word followed by two <timestamp>.
+
+        Words are tokenized one by one (a word's tokens never depend on its neighbours), in one batch call: an
+        hour has ~9000 words, and a call per word cost more than the aligner's GPU work on them."""
         ids = [self._ids["<|audio_start|>"]] + [self._ids["<|audio_pad|>"]] * audio_tokens
         ids.append(self._ids["<|audio_end|>"])
-        for word in words:
-            ids += self.tokenizer.encode(word, add_special_tokens=False) + [self.timestamp_id, self.timestamp_id]
+        marks = [self.timestamp_id, self.timestamp_id]
+        for tokens in (self.tokenizer(words, add_special_tokens=False)["input_ids"] if words else []):
+            ids += tokens + marks
         return ids
 
     def align(self, requests: list[AlignRequest], progress: Progress = no_progress) -> list[list[Word] | None]:
@@ -150,6 +156,7 @@ class Aligner:
                 todo.append((i, words))
         todo.sort(key=lambda item: len(requests[item[0]].audio), reverse=True)
         size = max(1, self.config.align_batch_size or self.batch_size)
+        self.last_stats = {"chunks": len(todo), "features_s": 0.0, "inputs_s": 0.0, "model_s": 0.0, "words_s": 0.0}
         progress("align", 0, len(requests))
         done = len(requests) - len(todo)
         for b in range(0, len(todo), size):
@@ -175,9 +182,11 @@ class Aligner:
     def _run(self, batch: list[AlignRequest], word_lists: list[list[str]]) -> list[list[Word] | None]:
         import torch
 
+        clock = _Clock(self.last_stats)
         with torch.inference_mode():
             features, mask, n_audio = batch_features(self.extractor, [r.audio for r in batch], self.device,
                                                      self.dtype)
+            clock.lap("features_s")
             rows = [self.input_ids(w, n) for w, n in zip(word_lists, n_audio)]
             keep = [len(r) <= self.max_positions for r in rows]
             for ok, r, req in zip(keep, rows, batch):
@@ -192,20 +201,23 @@ class Aligner:
                                device=self.device)
             attention = torch.tensor([[1] * len(rows[j]) + [0] * (width - len(rows[j])) for j in sel],
                                      device=self.device)
+            clock.lap("inputs_s")
             hidden = self.model.model(input_ids=ids, attention_mask=attention, input_features=features[sel],
                                       input_features_mask=mask[sel]).last_hidden_state
             marks = ids == self.timestamp_id
             head = self.model.score
             logits = torch.nn.functional.linear(hidden[marks].float(), head.weight.float(),
                                                 None if head.bias is None else head.bias.float())
-            classes = logits.argmax(dim=-1).tolist()
+            classes = logits.argmax(dim=-1).tolist()  # waits for the GPU
             counts = marks.sum(dim=1).tolist()
+            clock.lap("model_s")
         out: list[list[Word] | None] = [None] * len(batch)
         start = 0
         for j, count in zip(sel, counts):
             times = [c * self.segment_s for c in classes[start:start + count]]
             start += count
             out[j] = self._words(word_lists[j], times, len(batch[j].audio) / SAMPLE_RATE)
+        clock.lap("words_s")
         return out
 
     @staticmethod
@@ -213,6 +225,18 @@ class Aligner:
         times = [min(max(t, 0.0), duration) for t in repair_times(times)]
         return [Word(start=round(times[2 * k], 3), end=round(times[2 * k + 1], 3), text=w)
                 for k, w in enumerate(words)]
+
+
+class _Clock:
+    """Adds the time since the last lap to `stats[name]`."""
+
+    def __init__(self, stats: dict[str, float]) -> None:
+        self.stats, self.t = stats, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stats[name] = round(self.stats.get(name, 0.0) + now - self.t, 4)
+        self.t = now
 
 
 def load_aligner(config: Config) -> Aligner | None:

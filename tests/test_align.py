@@ -165,3 +165,15 @@ def test_no_aligner_when_the_model_is_empty():
 
 def test_describe(tiny_aligner, tiny_config):
     assert tiny_aligner.describe() == f"{tiny_config.aligner_model} (transformers, cpu, float32)"
+
+
+def test_words_tokenized_in_one_call_match_word_by_word(tiny_aligner):
+    words = ["Hello", "wörld", "it's", "42", "naïve", "日", "本"]
+    ids = tiny_aligner.input_ids(words, 3)
+    tok = tiny_aligner.tokenizer
+    expected = [tok.convert_tokens_to_ids(t) for t in ("<|audio_start|>", "<|audio_pad|>", "<|audio_pad|>",
+                                                        "<|audio_pad|>", "<|audio_end|>")]
+    for w in words:
+        expected += tok.encode(w, add_special_tokens=False) + [tiny_aligner.timestamp_id] * 2
+    assert ids == expected
+    assert tiny_aligner.input_ids([], 1) == expected[:2] + expected[4:5]

@@ -150,10 +150,14 @@ class VllmAsr:
 
         caller_error: list[BaseException] = []
         internal: list[str] = []  # the engine's ids (for aborting); outputs carry the LLM's own ("7")
+        prep = 0.0  # of which: building the prompts (log-mel here when VLLM_AUDIO_FEATURES=gpu)
         try:
             for start in range(0, len(requests), FEED):
                 part = slice(start, start + FEED)
-                ids = self.llm.enqueue(self.requests(requests[part]), params[part], use_tqdm=False)
+                t_prep = time.perf_counter()
+                prepared = self.requests(requests[part])
+                prep += time.perf_counter() - t_prep
+                ids = self.llm.enqueue(prepared, params[part], use_tqdm=False)
                 internal += ids
                 where.update((_external_id(rid), start + k) for k, rid in enumerate(ids))
                 _collect_ready(engine, collect)
@@ -172,7 +176,7 @@ class VllmAsr:
         if any(r is None for r in results):
             raise ModelError("the ASR engine returned fewer results than chunks")
         self.last_stats = {"requests": len(requests), "prompt_tokens": tokens[0], "generated_tokens": tokens[1],
-                           "fed_s": round(fed, 3), "first_done_s": round(min(finished), 3),
+                           "fed_s": round(fed, 3), "prompts_s": round(prep, 3), "first_done_s": round(min(finished), 3),
                            "last_done_s": round(max(finished), 3)}
         return results  # type: ignore[return-value]
 

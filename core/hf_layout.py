@@ -175,28 +175,20 @@ def audio_token_count(n_frames: int) -> int:
 
 
 def batch_features(extractor, audios, device, dtype):
-    """(features, mask, tokens per clip) for a batch of 16 kHz clips.
+    """(features, mask, tokens per clip) for a batch of 16 kHz clips, computed on `device` (core.logmel).
 
-    Each clip's log-mel features are computed on their own and zero-padded to the batch's length (a multiple of the
-    encoder's 100-frame window), so a clip gets the same features and the same text in any batch.
+    Each clip's log-mel is what the extractor computes for it alone, zero-padded to the batch's length (a multiple of
+    the encoder's 100-frame window), so a clip gets the same features and the same text in any batch.
     """
-    import numpy as np
     import torch
 
-    feats, frames = [], []
-    for audio in audios:
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"audio must be mono samples (1-D), not shape {audio.shape}")
-        out = extractor(audio, sampling_rate=extractor.sampling_rate, padding="longest",
-                        return_attention_mask=True, return_tensors="np", device=str(device))  # log-mel on the GPU
-        feats.append(out["input_features"][0])
-        frames.append(int(out["attention_mask"][0].sum()))
-    width = max(f.shape[-1] for f in feats)
-    x = np.zeros((len(feats), feats[0].shape[0], width), dtype=np.float32)
-    mask = np.zeros((len(feats), width), dtype=np.int64)
-    for i, (f, n) in enumerate(zip(feats, frames)):
-        x[i, :, :f.shape[-1]] = f
-        mask[i, :n] = 1
-    return (torch.from_numpy(x).to(device, dtype), torch.from_numpy(mask).to(device),
-            [audio_token_count(n) for n in frames])
+    from .logmel import log_mel
+
+    features, frames = log_mel(audios, extractor, device, min_samples=getattr(extractor, "min_length", 0))
+    multiple = 2 * getattr(extractor, "n_window", 0)
+    width = features.shape[-1]
+    if multiple > 1 and width % multiple:
+        features = torch.nn.functional.pad(features, (0, multiple - width % multiple))
+    mask = (torch.arange(features.shape[-1], device=features.device)[None, :]
+            < torch.tensor(frames, device=features.device)[:, None]).long()
+    return features.to(dtype), mask, [audio_token_count(n) for n in frames]

@@ -99,26 +99,47 @@ def test_cancelling_while_aligning_stops_the_background_aligner(tiny_config, tin
     assert words_of(pipe.transcribe(str(podcast.path), OPTIONS))  # the aligner is free for the next job
 
 
-@pytest.mark.parametrize("samples", [16000 * 7, 16000 * 7 + 37, 16000 * 29 + 159])
-def test_ready_made_features_match_what_vllms_processor_computes(tiny_asr_dir, samples):
-    """vLLM's Qwen3-ASR processor pads each chunk to a whole hop, runs the extractor with padding and no truncation,
-    and counts len // hop frames; the features the backend hands over ready-made must be those."""
+def test_ready_made_features_match_what_vllms_processor_computes(tiny_asr_dir):
+    """vLLM's Qwen3-ASR processor pads each chunk to a whole hop, runs Whisper's extractor with padding and no
+    truncation, and counts len // hop frames; the features the backend hands over ready-made must be those."""
     import torch
-
     from transformers import WhisperFeatureExtractor
 
     from core.asr.vllm_features import audio_features, whisper_extractor
 
     extractor = whisper_extractor(str(tiny_asr_dir))
     assert type(extractor) is WhisperFeatureExtractor  # what vLLM's processor asserts it has
-    audio = np.random.default_rng(samples).standard_normal(samples).astype(np.float32) * 0.1
-    ours = audio_features(extractor, audio, "cpu", torch.float32)
-
+    sizes = (16000 * 7, 16000 * 7 + 37, 16000 * 29 + 159, 3000)
+    audios = [np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1 for n in sizes]
+    ours = audio_features(extractor, audios, "cpu", torch.float32)
     hop = extractor.hop_length
-    padded = np.pad(audio, (0, -len(audio) % hop))
-    ref = extractor(padded, sampling_rate=16000, padding=True, truncation=False, return_tensors="pt")
-    frames = len(padded) // hop
-    assert int(ours["audio_feature_lengths"][0]) == frames == ref["input_features"].shape[-1]
-    assert torch.equal(ours["input_audio_features"], ref["input_features"][0, :, :frames])
-    assert ours["feature_attention_mask"].shape == (1, frames)
-    assert audio_features(extractor, audio, "cpu", torch.bfloat16)["input_audio_features"].dtype == torch.bfloat16
+    for audio, got in zip(audios, ours):
+        padded = np.pad(audio, (0, -len(audio) % hop))
+        ref = extractor(padded, sampling_rate=16000, padding=True, truncation=False, return_tensors="pt")
+        frames = len(padded) // hop
+        assert int(got["audio_feature_lengths"][0]) == frames == ref["input_features"].shape[-1]
+        assert torch.equal(got["input_audio_features"], ref["input_features"][0])
+        assert got["feature_attention_mask"].shape == (1, frames)
+    assert audio_features(extractor, audios[:1], "cpu", torch.bfloat16)[0]["input_audio_features"].dtype \
+        == torch.bfloat16
+
+
+def test_batch_features_equal_the_extractor_clip_by_clip(tiny_asr_dir):
+    """core.hf_layout.batch_features (one pass, core.logmel) against transformers' Qwen3-ASR extractor called on each
+    clip alone: same numbers, same frame counts (short clips padded to its 0.5 s minimum), zeros after."""
+    import torch
+
+    from core.hf_layout import audio_token_count, batch_features, load_processor
+
+    extractor = load_processor(str(tiny_asr_dir)).feature_extractor
+    sizes = (16000 * 3 + 77, 4000, 16000 * 12)
+    audios = [np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1 for n in sizes]
+    feats, mask, tokens = batch_features(extractor, audios, "cpu", torch.float32)
+    assert feats.shape[-1] % 100 == 0 and feats.shape[-1] >= 1200
+    for i, audio in enumerate(audios):
+        ref = extractor(audio, sampling_rate=16000, padding="longest", return_attention_mask=True,
+                        return_tensors="np")
+        n = int(ref["attention_mask"][0].sum())
+        assert int(mask[i].sum()) == n and tokens[i] == audio_token_count(n)
+        assert np.array_equal(feats[i, :, :n].numpy(), ref["input_features"][0][:, :n])
+        assert not feats[i, :, n:].any()

@@ -100,10 +100,9 @@ class VllmAsr:
         from .vllm_features import audio_features, fresh_uuid
 
         with torch.cuda.stream(self.feature_stream):
-            return [{"prompt": prompts.build_prompt(r.context, r.language),
-                     "multi_modal_data": {"audio": audio_features(self.extractor, r.audio, "cuda",
-                                                                  self.feature_dtype)},
-                     "multi_modal_uuids": {"audio": [fresh_uuid()]}} for r in requests]
+            features = audio_features(self.extractor, [r.audio for r in requests], "cuda", self.feature_dtype)
+        return [{"prompt": prompts.build_prompt(r.context, r.language), "multi_modal_data": {"audio": f},
+                 "multi_modal_uuids": {"audio": [fresh_uuid()]}} for r, f in zip(requests, features)]
 
     def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
                    on_result=None) -> list[ChunkText]:

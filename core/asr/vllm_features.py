@@ -9,7 +9,8 @@ with one change: a call without audio just tokenizes the text. vLLM then expands
 from `audio_feature_lengths` exactly as it does for raw audio.
 
 The features are what vLLM's processor would compute: each chunk padded with zeros to a whole hop (as vLLM's
-processor does), Whisper's extractor (its torch path, on our device), cast to the engine's dtype (the audio tower
+processor does), Whisper's recipe as its extractor's torch path runs it (core.logmel: a group of chunks in one pass
+on our device, not one extractor call per chunk), cast to the engine's dtype (the audio tower
 casts to it first thing, so the tower sees the same numbers). Each chunk gets a fresh uuid, so vLLM neither hashes
 1.5 MB of features per chunk nor serves one chunk's cached encoding to another.
 
@@ -57,21 +58,22 @@ def whisper_extractor(model_id: str):
     return WhisperFeatureExtractor(**{k: features[k] for k in _FEATURE_KEYS if k in features})
 
 
-def audio_features(extractor, audio: np.ndarray, device: str, dtype) -> dict:
-    """One chunk's multi_modal_data["audio"] entry: log-mel computed on `device`, returned on the CPU."""
+def audio_features(extractor, audios, device: str, dtype) -> list[dict]:
+    """multi_modal_data["audio"] entries for a group of chunks: log-mel computed on `device` in one pass
+    (core.logmel), cast to the engine's dtype there, brought back to the CPU in one copy."""
     import torch
 
+    from ..logmel import log_mel
+
     hop = extractor.hop_length
-    audio = np.asarray(audio, dtype=np.float32)
-    if len(audio) % hop:
-        audio = np.pad(audio, (0, hop - len(audio) % hop))
-    out = extractor(audio, sampling_rate=extractor.sampling_rate, padding="longest", truncation=False,
-                    return_tensors="np", device=device)
-    features = torch.from_numpy(out["input_features"][0]).to(dtype)  # (mel bins, frames)
-    frames = len(audio) // hop
-    features = features[:, :frames]
-    return {"input_audio_features": features, "audio_feature_lengths": torch.tensor([frames]),
-            "feature_attention_mask": torch.ones(1, frames, dtype=torch.int32)}
+    padded = []
+    for audio in audios:
+        audio = np.asarray(audio, dtype=np.float32)
+        padded.append(np.pad(audio, (0, -len(audio) % hop)))  # vLLM's processor pads each chunk to a whole hop
+    features, frames = log_mel(padded, extractor, device)
+    features = features.to(dtype).cpu()
+    return [{"input_audio_features": features[i, :, :n].contiguous(), "audio_feature_lengths": torch.tensor([n]),
+             "feature_attention_mask": torch.ones(1, n, dtype=torch.int32)} for i, n in enumerate(frames)]
 
 
 def fresh_uuid() -> str:

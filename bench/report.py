@@ -97,7 +97,9 @@ def summary(results: dict) -> str:
     if mem:
         rows.append(["GPU memory in use", f"{mem['card_used_gib']:.1f} GiB", f"of {mem['card_total_gib']:.0f}", ""])
     orig = results.get("original")
-    if orig and passes:
+    if orig and "error" in orig:
+        rows.append(["original design, same input", "-", orig["error"][:60], f">= {TARGETS['ratio']:g}x"])
+    elif orig and passes:
         ours = _median([p["total_s"] for p in passes])
         rows.append(["original design, same input", fmt_s(orig["total"]) + " s",
                      f"ratio {orig['total'] / ours:.1f}x", f">= {TARGETS['ratio']:g}x"])

@@ -153,6 +153,15 @@ def test_summary_puts_each_number_beside_its_target():
     assert row["cold start: eager"][:2] == ["31.50 s", "first job 33.00 s"]
 
 
+def test_summary_says_when_the_original_design_failed():
+    results = {"passes": [{"total_s": 5.0, "rtfx": 700.0, "stages": {}, "first_result_s": None}],
+               "original": {"error": "OutOfMemoryError: CUDA out of memory. Tried to allocate 10.82 GiB"}}
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
+            for ln in summary(results).splitlines()[2:]}
+    assert rows["original design, same input"][0] == "-"
+    assert rows["original design, same input"][1].startswith("OutOfMemoryError")
+
+
 def test_rtfx():
     assert rtfx(3600.0, 2.0) == 1800.0
 

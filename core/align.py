@@ -155,7 +155,7 @@ class Aligner:
             else:
                 todo.append((i, words))
         todo.sort(key=lambda item: len(requests[item[0]].audio), reverse=True)
-        size = max(1, self.config.align_batch_size or self.batch_size)
+        size = max(1, self.batch_size)
         self.last_stats = {"chunks": len(todo), "features_s": 0.0, "inputs_s": 0.0, "model_s": 0.0, "words_s": 0.0}
         progress("align", 0, len(requests))
         done = len(requests) - len(todo)

@@ -1,10 +1,11 @@
 """Alignment that runs while the ASR is still working: chunks are aligned in the background as their text arrives.
 
 The ASR hands over each chunk's text the moment it is finished (`on_result`); a background thread aligns whatever
-has arrived, a full aligner batch at a time (or what is left once the ASR is done). On a GPU the aligner's batches
-then fill the gaps the ASR engine leaves (its front end prepares chunks on the CPU), instead of all alignment
-waiting for the last chunk's text. Results are the same as aligning everything afterwards: each chunk is aligned on
-its own audio and text whatever batch it lands in (core.align).
+has arrived, a full aligner batch at a time (or what is left once the ASR is done). Results are the same as
+aligning everything afterwards: each chunk is aligned on its own audio and text whatever batch it lands in
+(core.align). The pipeline uses the same class without overlap (OVERLAP_ALIGN=0, the default): it then gets every
+chunk once the ASR is done. Overlap measured slower with vLLM (bench/RESULTS.md, run 5): its chunks all finish
+together, so the background aligner only competed with the hand-over for the CPU.
 
 Progress is reported only from `finish` (the caller's thread), so the job's progress bar moves through
 "transcribe" and then "align" as before.

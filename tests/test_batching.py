@@ -9,30 +9,37 @@ import pytest
 from core.batching import GroupCommit
 
 
+def first_then_merged(first, others, started: threading.Event, gate: threading.Event) -> None:
+    """Run `first` (its run holds the engine until `gate`), let `others` queue up meanwhile, then release and wait:
+    the others' items go into one merged run."""
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    assert started.wait(5)
+    threads += [threading.Thread(target=call) for call in others]
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(5)
+
+
 def test_group_commit_batches_waiting_callers_and_keeps_order():
     calls = []
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
 
     def run(items, progress, on_result):
         calls.append(list(items))
         if len(calls) == 1:
+            started.set()
             gate.wait(5)  # hold the engine while the others queue up
         return [i * 10 for i in items]
 
     batcher = GroupCommit(run)
     out = {}
-    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([0, 1])))
-    first.start()
-    while not calls:
-        time.sleep(0.01)
-    others = [threading.Thread(target=lambda k=k: out.__setitem__(k, batcher.submit([k * 100, k * 100 + 1])))
-              for k in range(1, 6)]
-    for t in others:
-        t.start()
-    time.sleep(0.2)
-    gate.set()
-    for t in [first, *others]:
-        t.join(5)
+    first_then_merged(lambda: out.__setitem__(0, batcher.submit([0, 1])),
+                      [lambda k=k: out.__setitem__(k, batcher.submit([k * 100, k * 100 + 1])) for k in range(1, 6)],
+                      started, gate)
     assert out[0] == [0, 10]
     assert all(out[k] == [k * 1000, k * 1000 + 10] for k in range(1, 6))
     assert len(calls) == 2 and len(calls[1]) == 10  # the five waiting callers went in one call
@@ -92,19 +99,14 @@ def test_each_caller_hears_its_own_results_as_they_finish_with_its_own_indexes()
 
     batcher = GroupCommit(run)
     out = {}
-    first = threading.Thread(target=lambda: out.__setitem__(0, batcher.submit([1], on_result=lambda i, r:
-                                                                              heard[0].append((i, r)))))
-    first.start()
-    started.wait(5)
-    rest = [threading.Thread(target=lambda k=k: out.__setitem__(
-        k, batcher.submit([k * 10, k * 10 + 1, k * 10 + 2], on_result=lambda i, r, k=k: heard[k].append((i, r)))))
-        for k in (1, 2)]
-    for t in rest:
-        t.start()
-    time.sleep(0.2)
-    gate.set()
-    for t in [first, *rest]:
-        t.join(5)
+
+    def listener(k):
+        return lambda i, r: heard[k].append((i, r))
+
+    first_then_merged(lambda: out.__setitem__(0, batcher.submit([1], on_result=listener(0))),
+                      [lambda k=k: out.__setitem__(k, batcher.submit([k * 10, k * 10 + 1, k * 10 + 2],
+                                                                     on_result=listener(k))) for k in (1, 2)],
+                      started, gate)
     assert heard[0] == [(0, 2)]
     for k in (1, 2):
         assert sorted(heard[k]) == [(0, k * 20), (1, k * 20 + 2), (2, k * 20 + 4)]

@@ -1,7 +1,7 @@
 """Log-mel features for vLLM computed here on the GPU and handed to the engine ready-made (VLLM_AUDIO_FEATURES=gpu).
 
-By default vLLM's front end runs the Whisper feature extractor in NumPy for every chunk, one after another, before
-the engine sees the chunk (0.83 s of CPU for an hour against 0.38 s on CUDA, bench/RESULTS.md). vLLM 0.26 also takes
+Left to itself, vLLM's front end runs the Whisper feature extractor on the CPU for every chunk, one after another,
+before the engine sees the chunk: 28 ms a chunk, 3.3-3.6 s of an hour's 4.3-4.8 s of ASR (bench/RESULTS.md, run 5). vLLM 0.26 also takes
 the features themselves (`input_audio_features` + `audio_feature_lengths`, with `enable_mm_embeds=True`), but its
 Qwen3-ASR processor then still calls the Hugging Face processor on the prompt text alone, which fails counting audio
 it was not given. `register_processor` re-registers that processor (vLLM's registry API for multimodal processors)

@@ -120,8 +120,8 @@ class VllmAsr:
         ones read in between (`LLM.generate` would read nothing until the end).
 
         Each finished chunk is reported at once (progress, `on_result`). With a fixed token budget per second, as in
-        the benchmark, no chunk finishes before the hand-over ends (run 5); with real speech short answers finish
-        early.
+        the benchmark, no chunk finishes before the hand-over ends (run 5); chunks with short answers may (not
+        measured).
         """
         engine = self.llm.llm_engine
         params = [self.sampling_params(len(r.audio) / SAMPLE_RATE) for r in requests]

@@ -6,7 +6,6 @@ serves the web app on 0.0.0.0:PORT (7860; GRADIO_SERVER_PORT also works). APP_MO
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 
@@ -14,12 +13,11 @@ def main() -> None:
     from core.config import get_config
     from core.errors import CoreError
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = get_config()
     except CoreError as e:
         sys.exit(f"configuration error: {e}")
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.app_mode == "runpod":
         try:
             import runpod_worker
@@ -28,12 +26,10 @@ def main() -> None:
                      "install requirements.txt or set APP_MODE=webui")
         runpod_worker.main()
         return
-    if config.app_mode != "webui":
-        sys.exit(f"APP_MODE must be webui or runpod, not {config.app_mode!r}")
 
     from webui.zerogpu import ZeroGpuPipeline, zerogpu_module
 
-    spaces = zerogpu_module()  # on a ZeroGPU Space this must be imported before torch touches CUDA
+    spaces = zerogpu_module(config)  # on a ZeroGPU Space this must be imported before torch touches CUDA
     from core.pipeline import make_pipeline
     from webui import build_demo, launch
 
@@ -41,8 +37,7 @@ def main() -> None:
         pipeline = make_pipeline(config)
     except CoreError as e:
         sys.exit(f"cannot start: {e}")
-    if hasattr(pipeline, "warm_up"):  # local models: start the decode processes now, not in the first job
-        pipeline.warm_up()
+    pipeline.warm_up()  # local models: the decode processes start now, not in the first job
     if spaces is not None and config.asr_backend != "runpod":
         pipeline = ZeroGpuPipeline(pipeline, spaces)
     logging.getLogger("webui").info("ready: %s", pipeline.describe())

@@ -82,7 +82,7 @@ def build_checkpoints(args) -> tuple[Path, Path, float]:
 
 def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
     from bench.pipeline_bench import SpeechRateText
-    from core.align import load_aligner
+    from core.align.aligner import load_aligner
     from core.config import config_from_env
     from core.pipeline import Pipeline
 
@@ -106,8 +106,7 @@ def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
     pipeline = Pipeline(config, asr=SpeechRateText(inner), aligner=aligner)
     pipeline.warm_up()  # decode processes up before the clock, as a server starts them
     log(f"pipeline ready: ASR {t_asr:.1f} s, aligner {t_all - t_asr:.1f} s, {pipeline.decoder.workers} decode workers")
-    return pipeline, config, {"asr_load_s": t_asr,
-                                                                                 "aligner_load_s": t_all - t_asr}
+    return pipeline, config, {"asr_load_s": t_asr, "aligner_load_s": t_all - t_asr}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import chunking  # noqa: E402
-from core.audio import decode_audio  # noqa: E402
-from core.chunking import FRAME, cut_at, frame_levels, plan_chunks, speech_flags  # noqa: E402
+from core.audio import chunking  # noqa: E402
+from core.audio.decode import decode_audio  # noqa: E402
+from core.audio.chunking import FRAME, cut_at, frame_levels, plan_chunks, speech_flags  # noqa: E402
 from core.types import SAMPLE_RATE, Chunk  # noqa: E402
 
 FORMATS = {"mp3": (44100, 128_000), "m4a": (48000, 128_000), "ogg": (48000, 64_000)}
@@ -107,14 +107,14 @@ def silero_probs(x: np.ndarray, slice_s: float = 30.0, threads: int = 1) -> np.n
     """Silero's speech probability for every 32 ms window of x, the hour cut into slices run as one batch."""
     import torch
 
-    net = chunking._silero()
-    win = chunking._VAD_FRAME
+    net = chunking.load_vad()
+    win = chunking.VAD_FRAME
     per = int(slice_s * SAMPLE_RATE) // win * win
     rows = -(-len(x) // per)
     padded = np.zeros(rows * per, np.float32)
     padded[:len(x)] = x
     batch = torch.from_numpy(padded.reshape(rows, per))
-    state, context, out = torch.zeros(2, rows, 128), torch.zeros(rows, chunking._VAD_CONTEXT), []
+    state, context, out = torch.zeros(2, rows, 128), torch.zeros(rows, chunking.VAD_CONTEXT), []
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -122,7 +122,7 @@ def silero_probs(x: np.ndarray, slice_s: float = 30.0, threads: int = 1) -> np.n
             for i in range(0, per, win):
                 frame = batch[:, i:i + win]
                 prob, state = net(torch.cat([context, frame], dim=1), state)
-                context = frame[:, -chunking._VAD_CONTEXT:]
+                context = frame[:, -chunking.VAD_CONTEXT:]
                 out.append(prob[:, 0].numpy())
     finally:
         torch.set_num_threads(before)
@@ -133,7 +133,7 @@ def silero_single_stream(x: np.ndarray) -> None:
     """The way silero's get_speech_timestamps runs: one 32 ms window per call."""
     import torch
 
-    chunking._silero()  # imports silero_vad (which sets torch to one thread) and restores the thread count
+    chunking.load_vad()  # imports silero_vad (which sets torch to one thread) and restores the thread count
     from silero_vad import get_speech_timestamps, load_silero_vad
 
     threads = torch.get_num_threads()
@@ -145,9 +145,9 @@ def silero_single_stream(x: np.ndarray) -> None:
 def silero_runs(probs: np.ndarray, n: int) -> np.ndarray:
     """Non-speech runs (probability < 0.35 for >= 0.25 s) in 10 ms frames, for chunking.cut_at."""
     frames = -(-n // FRAME)
-    window = (np.arange(frames) * FRAME // chunking._VAD_FRAME).clip(0, len(probs) - 1)
+    window = (np.arange(frames) * FRAME // chunking.VAD_FRAME).clip(0, len(probs) - 1)
     nonspeech = probs[window] < 0.35
-    return chunking.silent_runs(np.where(nonspeech, -100.0, 0.0), -50.0, round(chunking._MIN_SILENCE_S * 100))
+    return chunking.silent_runs(np.where(nonspeech, -100.0, 0.0), -50.0, round(chunking.MIN_SILENCE_S * 100))
 
 
 def bench_chunking(x: np.ndarray, repeat: int) -> None:
@@ -199,7 +199,7 @@ def cut_quality(meta: dict, cache: Path) -> None:
     }
     for name, x in beds.items():
         levels = frame_levels(x)
-        quiet = chunking._smooth(levels, 20)
+        quiet = chunking.smooth_levels(levels, 20)
         results = {"energy": plan_chunks(x, target_s=30, max_s=60, vad=False),
                    "hybrid": plan_chunks(x, target_s=30, max_s=60),
                    "silero": cut_at(len(x), silero_runs(silero_probs(x), len(x)), quiet, target_s=30, max_s=60)}

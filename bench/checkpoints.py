@@ -1,9 +1,9 @@
 """Random-weight checkpoints in the official Qwen3-ASR / Qwen3-ForcedAligner layout: tiny for tests, full for the GPU.
 
 Each directory holds what `Qwen/Qwen3-ASR-0.6B` / `Qwen/Qwen3-ForcedAligner-0.6B` ship, so every loader (our
-transformers path through core.hf_layout, vLLM natively) reads it as it would read the real thing: config.json (top
+transformers path through core.models.layout, vLLM natively) reads it as it would read the real thing: config.json (top
 level plus `thinker_config` with `audio_config` and `text_config`, every key of the real files), model.safetensors
-with the official tensor names, a byte-level BPE tokenizer whose special tokens sit at their real ids,
+with the official tensor names, a byte-level BPE tokenizer whose special tokens sit at their real ids (bench.tokenizer),
 preprocessor_config.json, generation_config.json and, for the ASR, chat_template.json. Shapes come from `Dims`, and
 tests/test_checkpoints.py checks the full-size ones against the reference manifest, so nothing is downloaded.
 Init: norm weights ones, biases zeros, the rest N(0, 0.02).
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
+from bench.tokenizer import TOKEN_IDS, pretokenize, write_tokenizer
 
 # ---------------------------------------------------------------------------------------------- dimensions, names
 
@@ -159,113 +161,7 @@ def official_config(kind: str, d: Dims) -> dict:
     return top
 
 
-# ------------------------------------------------------------------------------------------------------- tokenizer
-
-# The added-token table of the real tokenizer, from id 151643 on: (content, special).
-_ADDED = ([(t, True) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-                                "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
-                                "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
-                                "<|video_pad|>")]
-          + [(t, False) for t in ("<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-                                  "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>",
-                                  "</tool_response>", "<think>", "</think>")]
-          + [(t, True) for t in ("<|audio_start|>", "<|audio_end|>", "<tts_pad>", "<tts_text_bos>", "<tts_text_eod>",
-                                  "<tts_text_bos_single>")]
-          + [("<non_speech>", False), ("<|audio_pad|>", True)]
-          + [(f"<blank{i}>", True) for i in range(1, 28)]
-          + [("<asr_text>", False), ("<timestamp>", False)])
-TOKEN_IDS = {content: 151643 + i for i, (content, _) in enumerate(_ADDED)}
-_ADDITIONAL_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-                       "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-                       "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<|audio_start|>", "<|audio_end|>",
-                       "<tts_pad>", "<tts_text_bos>", "<tts_text_bos_single>", "<|audio_pad|>"]
-_MEDIA_TOKENS = {"audio_bos_token": "<|audio_start|>", "audio_eos_token": "<|audio_end|>",
-                 "audio_token": "<|audio_pad|>", "image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
-                 "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"}
-_PRETOKENIZE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
-                r"|\s+(?!\S)|\s+")
-
-RIG_LANGUAGE = "English"
-RIG_TEXT = "The quick brown fox jumps over a lazy dog. Small birds sing in tall green trees!"
-RIG_WORDS = RIG_TEXT.split()
-RIG_STEP_CLASSES = 2  # the aligner rig's m: classes per <timestamp> seen
-RIG_STEP_S = RIG_STEP_CLASSES * TIMESTAMP_SEGMENT_MS / 1000
-_RIG_SCALE = 100.0
-
-
-def _byte_symbols() -> list[str]:
-    """The printable stand-in for each byte used by byte-level BPE (GPT-2's scheme: visible bytes map to themselves,
-    the rest to code points from 256 up, in byte order)."""
-    visible = set(range(33, 127)) | set(range(161, 173)) | set(range(174, 256))
-    out, extra = [], 0
-    for b in range(256):
-        if b in visible:
-            out.append(chr(b))
-        else:
-            out.append(chr(256 + extra))
-            extra += 1
-    return out
-
-
-def _pieces(text: str) -> list[str]:
-    from tokenizers import Regex, pre_tokenizers
-
-    split = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_PRETOKENIZE), behavior="isolated"),
-                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    return [p for p, _ in split.pre_tokenize_str(text)]
-
-
-def _apply_merges(piece: str, ranks: dict[tuple[str, str], int]) -> list[str]:
-    parts = list(piece)
-    while len(parts) > 1:
-        rank, i = min((ranks.get(pair, 1 << 30), i) for i, pair in enumerate(zip(parts, parts[1:])))
-        if rank == 1 << 30:
-            break
-        parts[i:i + 2] = [parts[i] + parts[i + 1]]
-    return parts
-
-
-def _rig_chain_pieces() -> list[str]:
-    return ["\u010a", *_pieces(f"language {RIG_LANGUAGE}"), "<asr_text>", *_pieces(RIG_TEXT), "<|im_end|>"]
-
-
-def _write_tokenizer(out: Path) -> dict[str, int]:
-    """tokenizer.json (+ vocab.json, merges.txt, tokenizer_config.json); returns the vocabulary."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
-    from tokenizers.models import BPE
-
-    vocab = {sym: i for i, sym in enumerate(_byte_symbols())}
-    ranks: dict[tuple[str, str], int] = {}
-    for piece in _rig_chain_pieces():  # merges that make every rig word a single token
-        if piece in TOKEN_IDS:
-            continue
-        while len(parts := _apply_merges(piece, ranks)) > 1:
-            ranks[(parts[0], parts[1])] = len(ranks)
-            vocab.setdefault(parts[0] + parts[1], len(vocab))
-    vocab.update(TOKEN_IDS)
-    merges = sorted(ranks, key=ranks.get)
-    tok = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_PRETOKENIZE), behavior="isolated"),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(c, special=True, normalized=False) for c, s in _ADDED if s])
-    tok.add_tokens([AddedToken(c, special=False, normalized=False) for c, s in _ADDED if not s])
-    tok.save(str(out / "tokenizer.json"))
-    (out / "vocab.json").write_text(json.dumps({k: v for k, v in vocab.items() if k not in TOKEN_IDS},
-                                               ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    decoder = {str(TOKEN_IDS[c]): {"content": c, "lstrip": False, "normalized": False, "rstrip": False,
-                                   "single_word": False, "special": s} for c, s in _ADDED}
-    config = {"add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": decoder,
-              "additional_special_tokens": _ADDITIONAL_SPECIAL, **_MEDIA_TOKENS, "bos_token": None,
-              "clean_up_tokenization_spaces": False, "eos_token": "<|im_end|>", "errors": "replace",
-              "extra_special_tokens": dict(_MEDIA_TOKENS), "model_max_length": 131072, "pad_token": "<|endoftext|>",
-              "processor_class": "Qwen3ASRProcessor", "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer",
-              "unk_token": None}
-    _dump(out / "tokenizer_config.json", dict(sorted(config.items())))
-    return vocab
-
+# ----------------------------------------------------------------------------------------------------- other files
 
 # The official ASR checkpoint's template, rewritten: system turn (the context, possibly empty), user turn holding
 # the audio placeholder, and the assistant turn left open (a prefilled "language X<asr_text>" goes there).
@@ -311,6 +207,20 @@ def _random_tensors(shapes: dict, device: str, dtype: torch.dtype, seed: int) ->
         else:
             out[name] = torch.empty(shape, dtype=dtype, device=device).normal_(0.0, 0.02, generator=gen)
     return out
+
+
+# ------------------------------------------------------------------------------------------------------------- rig
+
+RIG_LANGUAGE = "English"
+RIG_TEXT = "The quick brown fox jumps over a lazy dog. Small birds sing in tall green trees!"
+RIG_WORDS = RIG_TEXT.split()
+RIG_STEP_CLASSES = 2  # the aligner rig's m: classes per <timestamp> seen
+RIG_STEP_S = RIG_STEP_CLASSES * TIMESTAMP_SEGMENT_MS / 1000
+_RIG_SCALE = 100.0
+
+
+def _rig_chain_pieces() -> list[str]:
+    return ["\u010a", *pretokenize(f"language {RIG_LANGUAGE}"), "<asr_text>", *pretokenize(RIG_TEXT), "<|im_end|>"]
 
 
 def _rig_asr(t: dict[str, torch.Tensor], d: Dims, vocab: dict[str, int]) -> None:
@@ -376,7 +286,7 @@ def _build(kind: str, out_dir, size: str, device: str, dtype, seed: int, rig: bo
     dims, dtype = _resolve(size, kind, dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    vocab = _write_tokenizer(out)
+    vocab = write_tokenizer(out, _rig_chain_pieces())  # every rig word one token
     shapes = tensor_shapes(kind, dims)
     if kind == "asr":
         del shapes["thinker.lm_head.weight"]  # tied to the embeddings, absent from the real file

@@ -62,7 +62,7 @@ def run_modes(asr_dir, aligner_dir, modes: list[str], work: Path, gpu_util: floa
 def child(mode: str, asr_dir: str, aligner_dir: str, gpu_util: float, t0: float) -> None:
     import numpy as np
 
-    from core.align import load_aligner
+    from core.align.aligner import load_aligner
     from core.asr.vllm_backend import VllmAsr
     from core.config import config_from_env
     from core.types import AlignRequest, AsrRequest

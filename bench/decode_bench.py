@@ -1,4 +1,4 @@
-"""Decoding long files with `core.decode_pool.DecodePool` (time slices across processes) against the serial decoder.
+"""Decoding long files with `core.audio.decode_pool.DecodePool` (time slices across processes) against the serial decoder.
 
 For each worker count: the time for one file (workers started before the clock, as in a server), whether the
 result equals the serial decode bit for bit, and the time to decode several files at once through one pool.
@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="+")
     p.add_argument("--workers", default="4,8,16")
     args = p.parse_args(argv)
-    from core.audio import decode_audio
-    from core.decode_pool import DecodePool
+    from core.audio.decode import decode_audio
+    from core.audio.decode_pool import DecodePool
 
     first = args.paths[0]
     results: dict[str, float] = {}

@@ -1,9 +1,9 @@
-"""The CPU tail of a job on its own: core.merge.build_transcript and each writer, for an hour of speech.
+"""The CPU tail of a job on its own: core.output.merge.build_transcript and each writer, for an hour of speech.
 
 The inputs are what the pipeline hands merge for a 60-minute file on the GPU benchmark: chunks of 28.5-31 s tiling
 the audio (~121), speaking-rate filler text per voiced chunk (`bench.pipeline_bench.filler_text`, 2.5 words/s; a few
-chunks unvoiced, text None), and aligner output made the way `core.align.Aligner` makes it (its word split, times on
-the 80 ms class grid with a few strays, repaired, clamped and rounded by `Aligner._words`); some chunks get None, as
+chunks unvoiced, text None), and aligner output made the way `core.align.aligner.Aligner` makes it (its word split, times on
+the 80 ms class grid with a few strays, repaired, clamped and rounded by `words_from_marks`); some chunks get None, as
 when alignment fails. No model runs, so this measures only merge and write. Best of N, one thread:
 
     python3 -m bench.merge_bench [--minutes 60] [--language English|Chinese] [--repeat 5] [--profile]
@@ -18,8 +18,9 @@ import time
 import numpy as np
 
 from bench.pipeline_bench import filler_text, format_table
-from core.align import Aligner, split_words
-from core.merge import build_transcript
+from core.align.aligner import split_words
+from core.align.word_times import words_from_marks
+from core.output.merge import build_transcript
 from core.types import SAMPLE_RATE, Chunk, ChunkText, Word
 
 CLASS_S = 0.08  # the aligner's timestamp class (timestamp_segment_time)
@@ -52,7 +53,7 @@ def chunk_plan(duration: float, rng: np.random.Generator) -> list[Chunk]:
 def aligned_words(text: str, language: str, seconds: float, rng: np.random.Generator,
                   stray: float = 0.02) -> list[Word]:
     """Aligner-shaped output for `text`: one word per aligner unit, talk spread over the chunk with pauses after
-    sentences, times on the class grid, a few strays, then Aligner._words (repair, clamp, round)."""
+    sentences, times on the class grid, a few strays, then words_from_marks (repair, clamp, round)."""
     tokens = split_words(text, language)
     pieces = text.split() if language != "Chinese" else list(text)
     pauses = [0.3 + rng.random() if p[-1:] in ".。" else 0.0 for p in pieces if split_words(p, language)]
@@ -65,7 +66,7 @@ def aligned_words(text: str, language: str, seconds: float, rng: np.random.Gener
     times = np.round(np.column_stack([starts, ends]).ravel() / CLASS_S) * CLASS_S
     bad = rng.random(len(times)) < stray
     times[bad] = rng.integers(0, round(seconds / CLASS_S), int(bad.sum())) * CLASS_S
-    return Aligner._words(tokens, times.tolist(), seconds)
+    return words_from_marks(tokens, times.tolist(), seconds)
 
 
 def hour_job(minutes: float = 60.0, language: str = "English", seed: int = 0, unvoiced: float = 0.03,
@@ -97,7 +98,7 @@ def best_of(fn, repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.writers import get_writer, subtitle_cues, write_files
+    from core.output.writers import get_writer, subtitle_cues, write_files
 
     p = argparse.ArgumentParser(prog="python3 -m bench.merge_bench", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=60.0)

@@ -8,7 +8,7 @@ features from the Whisper-style extractor on the CPU padded to the batch's longe
 each 270 s mark.
 
 Deliberately NOT copied from the toolkit: its Python post-processing of the times. Both designs repair times with
-`core.merge`, so the ratio measures the chunking and GPU design, not one side's slow Python.
+`core.output.merge`, so the ratio measures the chunking and GPU design, not one side's slow Python.
 """
 from __future__ import annotations
 
@@ -69,17 +69,17 @@ class ToolkitAligner:
         import torch
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
-        from core import hf_layout
+        from core.models import layout
 
         self.torch = torch
         self.device = device
         self.dtype = dtype or (next(model.parameters()).dtype if model is not None else torch.bfloat16)
-        self.model = model if model is not None else hf_layout.load_aligner_model(model_id, device, self.dtype)
+        self.model = model if model is not None else layout.load_aligner_model(model_id, device, self.dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(model_id)
         self.tokenizer.padding_side = "left"
         self.extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=SAMPLE_RATE, hop_length=160,
                                                  n_fft=400)
-        timing = hf_layout.aligner_timing(model_id)
+        timing = layout.aligner_timing(model_id)
         self.timestamp_id, self.segment_s = timing.timestamp_token_id, timing.segment_s
         self.audio_pad_id = self.tokenizer.convert_tokens_to_ids("<|audio_pad|>")
         self.batch_size = batch_size
@@ -91,7 +91,7 @@ class ToolkitAligner:
         return out
 
     def _batch(self, audios, texts, clock):
-        from core.hf_layout import audio_token_count
+        from core.models.layout import audio_token_count
 
         torch = self.torch
         t0 = time.perf_counter()
@@ -130,10 +130,10 @@ class ToolkitAligner:
 def run_original(path, asr, aligner: ToolkitAligner, out_dir, *, max_duration_s: float = 4 * 3600.0,
                  chunk_s: float = CHUNK_S) -> dict[str, float]:
     """File on disk -> JSON + SRT through the original design; returns stage wall times in seconds."""
-    from core import audio as audio_mod
-    from core.merge import build_transcript
+    from core.audio import decode as audio_mod
+    from core.output.merge import build_transcript
     from core.types import AsrRequest
-    from core.writers import write_files
+    from core.output.writers import write_files
 
     clock = StageClock()
     t_all = time.perf_counter()

@@ -3,8 +3,8 @@
 ASR: one full-size random checkpoint in float32; short clips of synthetic speech; greedy token ids from
 transformers' `generate` (the transformers backend's own prompt and features) against vLLM's, a fixed number of
 tokens each (end-of-text masked in both), plus the ChunkText both backends' `transcribe` return.
-Aligner: core.align (head on <timestamp> positions only) against the toolkit's full-logits path, float32, and
-core.align in bfloat16 against float32.
+Aligner: core.align.aligner (head on <timestamp> positions only) against the toolkit's full-logits path, float32, and
+core.align.aligner in bfloat16 against float32.
 
     python -m bench.parity [--work /tmp/bench-parity] [--tokens 24]
 """
@@ -31,7 +31,7 @@ def hf_tokens(asr, audios, n: int) -> list[list[int]]:
     """Greedy ids from transformers, one clip at a time (no padding), `n` tokens with end-of-text masked."""
     import torch
 
-    from core.hf_layout import batch_features
+    from core.models.layout import batch_features
     from core.types import AsrRequest
 
     out = []
@@ -70,7 +70,7 @@ def compare_aligners(aligner_dir: Path, audios) -> dict:
 
     from bench.original import ToolkitAligner
     from bench.pipeline_bench import filler_text
-    from core.align import Aligner
+    from core.align.aligner import Aligner
     from core.config import config_from_env
     from core.types import AlignRequest
 
@@ -86,8 +86,8 @@ def compare_aligners(aligner_dir: Path, audios) -> dict:
     theirs = toolkit.align([r.audio for r in reqs], texts)
     raw_equal = total = 0
     for words_a, words_b, audio in zip(ours, theirs, audios):
-        # compare raw classes: toolkit words carry unrepaired times; repair them the way core.align does
-        from core.align import repair_times
+        # compare raw classes: toolkit words carry unrepaired times; repair them the way core.align.aligner does
+        from core.align.aligner import repair_times
 
         times_b = repair_times([t for w in words_b for t in (w.start, w.end)])
         times_b = [min(max(t, 0.0), len(audio) / 16000) for t in times_b]

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, TranscribeOptions, no_progress
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
+
+from core.options import TranscribeOptions
 
 WORDS_PER_SECOND = 2.5  # conversational English, ~150 words a minute
 LANGUAGE = "English"
@@ -102,7 +104,7 @@ class FirstResult:
 
 def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: TranscribeOptions | None = None) -> PassResult:
     """One job as a user runs it: a file on disk in, JSON and SRT with word timestamps out."""
-    from core.writers import write_files
+    from core.output.writers import write_files
 
     first = FirstResult()
     t0 = first.t0
@@ -120,7 +122,7 @@ def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: Transcribe
 
 
 def _decode(path):
-    from core.audio import decode_audio
+    from core.audio.decode import decode_audio
 
     return decode_audio(path)
 
@@ -128,7 +130,7 @@ def _decode(path):
 def run_audio(pipeline, future, out_dir: Path, name: str, options: TranscribeOptions | None, t0: float
               ) -> PassResult:
     """Like run_pass, for audio decoded elsewhere (`future` gives the samples); times count from `t0`."""
-    from core.writers import write_files
+    from core.output.writers import write_files
 
     samples = future.result()
     t_decoded = time.perf_counter()

@@ -13,8 +13,8 @@ TARGETS = {"e2e_s": 3.0, "gpu_s": 1.5, "ratio": 5.0, "many_rtfx": 3000.0, "cold_
 def cpu_stages(path: Path, chunk_s: float) -> dict[str, float]:
     """Decode (serial, and in slices across the default number of processes), chunking and log-mel features of one
     file, each timed on its own."""
-    from core import audio as audio_mod
-    from core.decode_pool import DecodePool, default_workers
+    from core.audio import decode as audio_mod
+    from core.audio.decode_pool import DecodePool, default_workers
     from core.types import SAMPLE_RATE
 
     out: dict[str, float] = {}
@@ -32,7 +32,7 @@ def cpu_stages(path: Path, chunk_s: float) -> dict[str, float]:
         pool.close()
     out["audio_s"] = len(samples) / SAMPLE_RATE
     try:
-        from core.chunking import plan_chunks, speech_flags
+        from core.audio.chunking import plan_chunks, speech_flags
 
         t0 = time.perf_counter()
         chunks = plan_chunks(samples, target_s=chunk_s, max_s=max(chunk_s, 60.0))
@@ -41,7 +41,7 @@ def cpu_stages(path: Path, chunk_s: float) -> dict[str, float]:
         out["chunks"] = len(chunks)
         out["voiced_chunks"] = sum(bool(f) for f in flags)
         pieces = [samples[c.start:c.end] for c in chunks]
-    except ImportError:  # core.chunking not there yet: fixed cuts, for the feature timing only
+    except ImportError:  # core.audio.chunking not there yet: fixed cuts, for the feature timing only
         step = int(chunk_s * SAMPLE_RATE)
         pieces = [samples[i:i + step] for i in range(0, len(samples), step)]
     out["features_cpu_s"] = feature_seconds(pieces, "cpu")

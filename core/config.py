@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
 
-from .errors import InputError
+from core.errors import InputError
+from core.types import MAX_ALIGN_SECONDS
 
 BACKENDS = ("auto", "vllm", "transformers", "runpod")
+APP_MODES = ("webui", "runpod")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Config:
     app_queue_size: int = 16
     max_upload_mb: int = 1024
     app_monitoring: bool = False  # Gradio's /monitoring page
+    spaces_zero_gpu: bool = False  # set by Hugging Face on ZeroGPU Spaces: the model stage runs inside @spaces.GPU
+    log_level: str = "INFO"
 
     # RunPod: the worker's concurrency and the remote backend's endpoint (ASR_BACKEND=runpod).
     runpod_concurrency: int = 1
@@ -75,8 +80,12 @@ class Config:
             raise InputError(f"DEVICE must be auto, cpu or cuda, not {self.device!r}")
         if self.vllm_audio_features not in ("processor", "gpu"):
             raise InputError(f"VLLM_AUDIO_FEATURES must be processor or gpu, not {self.vllm_audio_features!r}")
-        if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= 180.0:
-            raise InputError("need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= 180 (the aligner's limit)")
+        if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= MAX_ALIGN_SECONDS:
+            raise InputError(f"need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= {MAX_ALIGN_SECONDS:g} (the aligner's limit)")
+        if self.app_mode not in APP_MODES:
+            raise InputError(f"APP_MODE must be webui or runpod, not {self.app_mode!r}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise InputError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
 
 
 def _parse(name: str, kind: type, raw: str):

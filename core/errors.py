@@ -20,6 +20,17 @@ class BlockedURLError(FetchError):
 class TooLargeError(CoreError):
     """The input exceeds a configured limit (bytes, duration, payload size)."""
 
+    @classmethod
+    def over_download_limit(cls, max_bytes: int, what: str = "download") -> "TooLargeError":
+        """Input past MAX_DOWNLOAD_BYTES, worded the same wherever the cap is hit (URL, page, proxy, base64)."""
+        size, unit = float(max_bytes), "bytes"
+        for unit in ("bytes", "KB", "MB", "GB"):
+            if size < 1024 or unit == "GB":
+                break
+            size /= 1024
+        shown = f"{max_bytes} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        return cls(f"the {what} is too large: the limit is {shown} (MAX_DOWNLOAD_BYTES)")
+
 
 class DecodeError(CoreError):
     """The input is not decodable audio (empty, corrupt, no audio stream)."""
@@ -27,3 +38,14 @@ class DecodeError(CoreError):
 
 class ModelError(CoreError):
     """The model failed in a way that is not the input's fault (out of memory, dead engine)."""
+
+
+class JobCancelled(BaseException):
+    """The job was cancelled: by its caller (a cancel event, a closed page) or on a remote endpoint.
+
+    A BaseException, like asyncio.CancelledError, so that no `except Exception` on the way (a per-chunk fallback, a
+    listener guard) turns it into an ordinary failure; `finally` blocks and the temp-file owners still run.
+    """
+
+    def __init__(self, message: str = "the job was cancelled") -> None:
+        super().__init__(message)

@@ -1,7 +1,7 @@
 """The 30 languages Qwen3-ASR names, their ISO codes, and the 11 the forced aligner covers."""
 from __future__ import annotations
 
-from .errors import InputError
+from core.errors import InputError
 
 # Name as the model writes it after "language " in its output -> ISO 639-1 code (639-3 where 639-1 has none).
 LANGUAGES: dict[str, str] = {

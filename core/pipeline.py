@@ -6,22 +6,21 @@ options and returns a `Transcript`. Front ends (CLI, web app, RunPod worker) are
 from __future__ import annotations
 
 import logging
-import math
+import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 
-from .align_stream import AlignStream
-from .chunking import plan_chunks, speech_flags
-from .config import Config, get_config
-from .decode_pool import DecodePool, default_workers
-from .errors import InputError, TooLargeError
-from .jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS
-from .languages import ALIGNER_LANGUAGES, normalize_language
-from .merge import build_transcript
-from .sources import open_source
-from .types import (SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, TranscribeOptions,
-                    no_progress)
+from core.align.stream import AlignStream
+from core.audio.chunking import plan_chunks, speech_flags
+from core.audio.decode_pool import DecodePool, default_workers
+from core.config import Config, get_config
+from core.errors import JobCancelled, TooLargeError
+from core.fetch.sources import open_source
+from core.languages import ALIGNER_LANGUAGES
+from core.options import TranscribeOptions, as_options
+from core.output.merge import build_transcript
+from core.transcriber import Transcriber
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, no_progress
 
 log = logging.getLogger("core")
 _LOAD = object()  # "load from the configuration" (None means "no aligner")
@@ -43,12 +42,13 @@ class _Timer:
 
 
 class Pipeline:
-    """Loads the ASR backend and the aligner once; `transcribe` is safe to call for job after job."""
+    """The local `core.transcriber.Transcriber`: loads the ASR backend and the aligner once; `transcribe` is safe
+    to call for job after job, from several threads (concurrent jobs share model batches, `core.models.batching`)."""
 
     def __init__(self, config: Config | None = None, *, asr=None, aligner=_LOAD) -> None:
         """`asr`/`aligner` inject already-loaded models (tests, benchmarks); `aligner=None` disables alignment."""
-        from .align import load_aligner
-        from .asr import load_asr_backend
+        from core.align.aligner import load_aligner
+        from core.asr import load_asr_backend
 
         self.config = config or get_config()
         self.asr = asr if asr is not None else load_asr_backend(self.config)
@@ -68,13 +68,16 @@ class Pipeline:
         aligner = self.aligner.describe() if self.aligner else "no aligner"
         return f"{self.asr.describe()}; {aligner}"
 
-    def transcribe(self, source, options: TranscribeOptions | None = None, progress: Progress | None = None, *,
-                   filename: str | None = None, allow_local: bool = True, on_audio=None) -> Transcript:
+    def transcribe(self, source, options: TranscribeOptions | dict | None = None, progress: Progress | None = None,
+                   *, filename: str | None = None, allow_local: bool = True, on_audio=None,
+                   cancel: threading.Event | None = None) -> Transcript:
         """Transcribe a path, URL, page URL or raw bytes. Temporary files are gone when this returns or raises.
 
-        `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it).
+        `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it); once
+        `cancel` is set, the next progress report raises `JobCancelled` (a model call stops between its batches).
         """
-        options = check_options(options)  # before any download
+        options = as_options(options)  # before any download
+        progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:
             on_audio(samples)
@@ -95,10 +98,10 @@ class Pipeline:
                 progress("decode", 1, 1)
         return samples, timer.timings
 
-    def transcribe_audio(self, samples, options: TranscribeOptions | None = None, progress: Progress | None = None,
-                         *, timings: dict[str, float] | None = None) -> Transcript:
+    def transcribe_audio(self, samples, options: TranscribeOptions | dict | None = None,
+                         progress: Progress | None = None, *, timings: dict[str, float] | None = None) -> Transcript:
         """Transcribe 16 kHz mono float32 samples already in memory; `timings` of earlier stages are carried on."""
-        options = check_options(options)
+        options = as_options(options)
         progress = progress or no_progress
         timer = _Timer()
         timer.timings.update(timings or {})
@@ -115,7 +118,7 @@ class Pipeline:
             progress("chunk", 1, 1)
         spoken = [c for c, v in zip(chunks, voiced) if v]
 
-        stream = None  # alignment that starts while the ASR is still running (core.align_stream)
+        stream = None  # alignment that starts while the ASR is still running (core.align.stream)
         if options.word_timestamps and self.aligner is not None and cfg.overlap_align:
             stream = self._align_stream(samples, chunks)
         try:
@@ -168,29 +171,27 @@ class Pipeline:
         return words
 
 
-def check_options(options: TranscribeOptions | None) -> TranscribeOptions:
-    """Options from any caller held to the job schema's rules: an InputError, never a model told "Klingon" or a
-    chunk length the planner cannot use. The language comes back as its model name ("en" -> "English")."""
-    options = options or TranscribeOptions()
-    chunk = options.chunk_seconds
-    if chunk is not None:
-        lo, hi = CHUNK_SECONDS_RANGE
-        number = isinstance(chunk, (int, float)) and not isinstance(chunk, bool) and math.isfinite(chunk)
-        if not (number and lo <= chunk <= hi):
-            raise InputError(f"chunk_seconds must be between {lo:g} and {hi:g}")
-    if not isinstance(options.context, str) or len(options.context) > MAX_CONTEXT_CHARS:
-        raise InputError(f"the context must be text of at most {MAX_CONTEXT_CHARS} characters")
-    return replace(options, language=normalize_language(options.language))
+def cancellable(progress: Progress, cancel: threading.Event | None) -> Progress:
+    """`progress` that raises JobCancelled at the first report after `cancel` is set."""
+    if cancel is None:
+        return progress
+
+    def report(stage: str, done: float, total: float | None) -> None:
+        if cancel.is_set():
+            raise JobCancelled()
+        progress(stage, done, total)
+
+    return report
 
 
-def make_pipeline(config: Config | None = None):
+def make_pipeline(config: Config | None = None) -> Transcriber:
     """The pipeline the configuration asks for: local models, or a RunPod endpoint (ASR_BACKEND=runpod)."""
     config = config or get_config()
     if config.asr_backend == "runpod":
-        from .remote import RemotePipeline
+        from core.remote.client import RemotePipeline
 
         return RemotePipeline(config)
     return Pipeline(config)
 
 
-__all__ = ["Pipeline", "check_options", "make_pipeline", "replace"]
+__all__ = ["Pipeline", "cancellable", "make_pipeline"]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 SAMPLE_RATE = 16000
+# The forced aligner's longest input (the Qwen toolkit's limit per call): no chunk is ever longer.
+MAX_ALIGN_SECONDS = 180.0
 
 
 @dataclass
@@ -88,13 +90,3 @@ Progress = Callable[[str, float, "float | None"], None]
 
 def no_progress(stage: str, done: float, total: float | None) -> None:
     """The default progress callback: ignore."""
-
-
-@dataclass(frozen=True)
-class TranscribeOptions:
-    """Per-job choices; `language` is a name from core.languages (None = detect). Build with `make_options`."""
-
-    language: str | None = None
-    context: str = ""
-    word_timestamps: bool = True
-    chunk_seconds: float | None = None  # target chunk length; None = the configured default

@@ -7,7 +7,6 @@ the SDK's local test API (/run, /runsync, /status) on loopback; with neither, an
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 
@@ -24,12 +23,12 @@ def main() -> None:
 
     from .handler import Worker
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     try:
         config = get_config()
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=config.log_level.upper(),
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if config.asr_backend == "runpod":
             raise InputError("ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint; "
                              "set ASR_BACKEND to auto, vllm or transformers in the worker's environment")

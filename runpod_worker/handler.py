@@ -1,10 +1,10 @@
 """The RunPod serverless handler: one job in, the transcript JSON (or `{"error": ...}`) out.
 
-A thin adapter over `core`: the job schema is `core.jobs` (shared with the remote client), the work is
+A thin adapter over `core`: the job schema is `core.remote.schema` (shared with the remote client), the work is
 `Pipeline.transcribe`, and every failure becomes a message the caller can act on. The handler is a coroutine that
 runs the pipeline in a worker thread, so the SDK's event loop stays free for heartbeats and stop signals: when
 RunPod cancels a job, the coroutine is cancelled, the thread is told to stop at its next safe point, and its
-temporary files go with it (`core.sources` owns them).
+temporary files go with it (`core.fetch.sources` owns them).
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from core.errors import CoreError, ModelError
-from core.jobs import JobInput, job_output, parse_job_input
+from core.errors import CoreError, JobCancelled, ModelError
+from core.remote.schema import JobInput, format_progress, job_output, parse_job_input
+from core.transcriber import Transcriber
 
 log = logging.getLogger("runpod_worker")
 
@@ -31,14 +32,6 @@ OOM_MESSAGE = ("the GPU ran out of memory on this job, so this worker is being r
 HOST_OOM_MESSAGE = "the worker ran out of memory on this job, so it is being replaced; retry the job"
 ENGINE_MESSAGE = "the inference engine on this worker failed, so the worker is being replaced; retry the job"
 CANCELLED_MESSAGE = "the job was cancelled"
-
-
-class JobCancelled(BaseException):
-    """Raised inside the job thread to stop a cancelled job.
-
-    A BaseException, like asyncio.CancelledError, so that no `except Exception` on the way turns it into an
-    ordinary error; `finally` blocks and context managers (the temp-file owners) still run.
-    """
 
 
 ProgressSender = Callable[[dict, str], None]
@@ -57,17 +50,6 @@ def runpod_progress_sender(job: dict, message: str) -> None:
         progress_update(job, message)
     else:
         log.info("job %s: %s", _safe_id(job), message)
-
-
-def format_progress(stage: str, done: float, total: float | None) -> str:
-    """'transcribe 3/12', 'decode 1/1'; downloads in MB ('download 4.2/31.5', or 'download 4.2' of unknown size).
-
-    The shape `<stage> <done>[/<total>]` is what the remote client parses into its progress bar.
-    """
-    if stage == "download":
-        done, total = done / 1e6, None if total is None else total / 1e6
-        return f"download {done:.1f}" + ("" if total is None else f"/{total:.1f}")
-    return f"{stage} {done:g}" + ("" if total is None else f"/{total:g}")
 
 
 class ProgressReporter:
@@ -164,11 +146,11 @@ class Worker:
     """Holds the loaded pipeline and runs jobs on it; `handle` is the SDK's handler.
 
     Up to `concurrency` jobs run at once (RUNPOD_CONCURRENCY, default 1, fed to the SDK's concurrency_modifier):
-    their downloads and decoding overlap, but the model stages run one job at a time, because a GPU holds one
-    pipeline and the engines behind it are not shared between threads.
+    their downloads and decoding overlap, but the model stages run one job at a time (a lock from the decoded audio
+    to the result), so two jobs never share a GPU batch and a job's memory peak is its own.
     """
 
-    def __init__(self, pipeline, *, concurrency: int | None = None, send_progress: ProgressSender | None = None,
+    def __init__(self, pipeline: Transcriber, *, concurrency: int | None = None, send_progress: ProgressSender | None = None,
                  progress_interval_s: float = PROGRESS_INTERVAL_S) -> None:
         self.pipeline = pipeline
         self.config = pipeline.config
@@ -226,7 +208,7 @@ class Worker:
             if cancel.is_set():
                 raise JobCancelled()
             source, filename = self._source(job_input)
-            transcript = self.pipeline.transcribe(source, job_input.options(), progress, filename=filename,
+            transcript = self.pipeline.transcribe(source, job_input.options, progress, filename=filename,
                                                   allow_local=False, on_audio=models_next)
             return job_output(transcript, job_input.formats)
         except BaseException as e:  # noqa: B036 - JobCancelled is a BaseException on purpose
@@ -238,10 +220,10 @@ class Worker:
                 self._model_lock.release()
 
     def _source(self, job_input: JobInput):
-        """What the pipeline fetches: the URL itself (guarded by core.sources), or the decoded base64 bytes."""
+        """What the pipeline fetches: the URL itself (guarded by core.fetch.sources), or the decoded base64 bytes."""
         if job_input.audio_url:
             return job_input.audio_url, None
-        from core.sources import decode_base64_audio
+        from core.fetch.sources import decode_base64_audio
 
         data = decode_base64_audio(job_input.audio_base64, max_bytes=self.config.max_download_bytes)
         return data, job_input.filename

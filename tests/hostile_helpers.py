@@ -7,7 +7,7 @@ entry point turns it into its own call and returns an `Outcome` (the user-facing
 - `WorkerEntry`: the RunPod handler through the SDK's own `run_job`, exactly as a deployed worker calls it;
 - `WebEntry`: the Gradio app's public API through `gradio_client` (and its plain HTTP API for raw payloads).
 
-Used by test_hostile.py, test_soak.py and hostile_netns.py (the same calls inside a network namespace).
+Used by test_hostile*.py, test_soak.py and hostile_netns.py (the same calls inside a network namespace).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ENTRIES = ("core", "worker", "web")  # the entry points' names (`name` on each class below)
 AUTO = "Auto-detect"  # the web form's language value for detection
 TRACE_MARKERS = ("Traceback", 'File "', "error_traceback", "site-packages", ".py\", line")
 
@@ -69,13 +70,12 @@ class CoreEntry:
 
     def run(self, h: Hostile) -> Outcome:
         from core.errors import CoreError
-        from core.types import TranscribeOptions
-        from core.writers import transcript_to_dict
+        from core.output.writers import transcript_to_dict
 
         if h.job is not None:
             raise NotApplicable("a raw worker job has no core equivalent")
         source = h.url if h.url is not None else h.server_path if h.server_path is not None else h.data
-        options = TranscribeOptions(language=h.language, context=h.context or "", chunk_seconds=h.chunk_seconds)
+        options = dict(language=h.language, context=h.context or "", chunk_seconds=h.chunk_seconds)  # checked inside
         try:
             tr = self.pipeline.transcribe(source, options, filename=h.filename if h.data is not None else None,
                                           allow_local=False)

@@ -7,7 +7,7 @@ names that resolve to loopback). Nothing outside the namespace is touched; it ha
 
 It runs every case in `CASES` through the three entry points, each followed by a good job from the public
 server, then offers the web app's file input a URL (FILEDATA_URL_PATH), and writes one JSON record per (case,
-entry point) to the file named by HOSTILE_OUT; test_hostile.py makes the assertions. HOSTILE_ASR_DIR and
+entry point) to the file named by HOSTILE_OUT; test_hostile_netns.py makes the assertions. HOSTILE_ASR_DIR and
 HOSTILE_ALIGNER_DIR name the tiny checkpoints.
 """
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main() -> None:
     import numpy as np
 
     from audio_helpers import espeak, silence, write_audio
-    from core.align import Aligner
+    from core.align.aligner import Aligner
     from core.asr.transformers_backend import TransformersAsr
     from core.config import Config
     from core.pipeline import Pipeline

@@ -49,7 +49,7 @@ def load_tiny_asr():
 
 @lru_cache(maxsize=1)
 def load_tiny_aligner():
-    from core.align import Aligner
+    from core.align.aligner import Aligner
 
     return Aligner(make_tiny_config())
 

@@ -281,3 +281,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

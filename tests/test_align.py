@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench.checkpoints import RIG_TEXT, rig_word_times
-from core.align import load_aligner, repair_times, split_words
+from core.align.aligner import load_aligner, split_words
+from core.align.word_times import repair_marks
 from core.config import Config
 from core.types import AlignRequest, Word
 from model_helpers import tiny_aligner, tiny_config  # noqa: F401  (fixtures)
@@ -47,22 +48,22 @@ def test_split_words(text, language, words):
 
 def test_repair_keeps_monotonic_times():
     times = [0.0, 0.08, 0.08, 0.4, 1.2]
-    assert repair_times(times) == times
+    assert repair_marks(times) == times
 
 
 def test_repair_interpolates_outliers_between_trusted_neighbours():
-    assert repair_times([0.0, 1.0, 9.0, 3.0, 4.0]) == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert repair_times([0.0, 1.0, 9.0, 8.5, 4.0, 5.0]) == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-    assert repair_times([7.0, 1.0, 2.0]) == [1.0, 1.0, 2.0]  # a bad first value copies the first good one
-    assert repair_times([1.0, 2.0, 0.5]) == [1.0, 2.0, 2.0]
-    assert repair_times([]) == []
+    assert repair_marks([0.0, 1.0, 9.0, 3.0, 4.0]) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert repair_marks([0.0, 1.0, 9.0, 8.5, 4.0, 5.0]) == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    assert repair_marks([7.0, 1.0, 2.0]) == [1.0, 1.0, 2.0]  # a bad first value copies the first good one
+    assert repair_marks([1.0, 2.0, 0.5]) == [1.0, 2.0, 2.0]
+    assert repair_marks([]) == []
 
 
 def test_repair_always_runs_forward():
     rng = random.Random(7)
     for _ in range(200):
         raw = [rng.randrange(0, 50) * 0.08 for _ in range(rng.randrange(1, 40))]
-        fixed = repair_times(raw)
+        fixed = repair_marks(raw)
         assert len(fixed) == len(raw)
         assert all(a <= b for a, b in zip(fixed, fixed[1:]))
         assert min(raw) <= min(fixed) and max(fixed) <= max(raw)
@@ -96,7 +97,7 @@ def test_head_on_timestamps_only_equals_the_full_classifier(tiny_aligner):
     """Our gathered head gives the classes transformers' own forward (logits for every token) gives."""
     import torch
 
-    from core.hf_layout import batch_features
+    from core.models.layout import batch_features
 
     audio, words = _noise(3.0, seed=2), ["one", "two", "three"]
     features, mask, [n] = batch_features(tiny_aligner.extractor, [audio], "cpu", torch.float32)
@@ -139,24 +140,31 @@ def test_concurrent_jobs_share_batches_and_get_their_own_words(tiny_aligner):
     jobs = [[AlignRequest(_noise(2.0 + k + j, 10 * k + j), f"job {k} chunk {j} says hello", "English")
              for j in range(3)] for k in range(4)]
     alone = [tiny_aligner.align(reqs) for reqs in jobs]
-    calls, run = [], tiny_aligner.batcher._run
-    tiny_aligner.batcher._run = lambda items, progress, on_result: calls.append(len(items)) or run(items, progress)
+    batcher, started, gate = tiny_aligner.batcher, threading.Event(), threading.Event()
+
+    def busy(*event):  # the progress of a job aligning alone: it keeps the model busy until the gate opens
+        started.set()
+        gate.wait(60)
+
+    together = [None] * len(jobs)
+    first = threading.Thread(target=lambda: tiny_aligner.align([AlignRequest(_noise(1.0), "busy", "English")], busy))
+    threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))
+               for k in range(len(jobs))]
     try:
-        together = [None] * len(jobs)
-        threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))
-                   for k in range(len(jobs))]
-        tiny_aligner.batcher._engine.acquire()  # the model is busy: the four jobs queue up
+        first.start()
+        assert started.wait(60)  # the model is busy: the four jobs queue up
+        runs, items = batcher.runs, batcher.items_run
         for t in threads:
             t.start()
-        while len(tiny_aligner.batcher._queue) < len(jobs):
+        deadline = time.monotonic() + 60
+        while batcher.pending() < len(jobs) and time.monotonic() < deadline:
             time.sleep(0.01)
-        tiny_aligner.batcher._engine.release()
-        for t in threads:
-            t.join(60)
     finally:
-        tiny_aligner.batcher._run = run
+        gate.set()
+    for t in [first, *threads]:
+        t.join(60)
     assert together == alone
-    assert calls == [12]  # one call for the four jobs' twelve chunks
+    assert (batcher.runs - runs, batcher.items_run - items) == (1, 12)  # one call for the four jobs' twelve chunks
 
 
 def test_no_aligner_when_the_model_is_empty():

@@ -1,4 +1,4 @@
-"""Alignment overlapped with the ASR (core.align_stream) on the tiny rigged checkpoints: same words, started early,
+"""Alignment overlapped with the ASR (core.align.stream) on the tiny rigged checkpoints: same words, started early,
 stopped cleanly; and the features the vLLM backend hands its engine (core.asr.vllm_features) on the CPU."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from audio_helpers import make_podcast
 from core.pipeline import Pipeline
-from core.types import TranscribeOptions, no_progress
+from core.types import no_progress
+from core.options import TranscribeOptions
 
 OPTIONS = TranscribeOptions(language="English", chunk_seconds=5)
 
@@ -74,7 +75,7 @@ def test_the_first_chunk_is_aligned_while_the_asr_still_works(tiny_config, podca
     config = replace(tiny_config, asr_batch_size=1, overlap_align=True)
     started = threading.Event()
     asr = FirstChunkWaits(TransformersAsr(config), started)
-    from core.align import Aligner
+    from core.align.aligner import Aligner
 
     pipe = Pipeline(config, asr=asr, aligner=NotesStart(Aligner(config), started))
     tr = pipe.transcribe(str(podcast.path), OPTIONS)
@@ -125,11 +126,11 @@ def test_ready_made_features_match_what_vllms_processor_computes(tiny_asr_dir):
 
 
 def test_batch_features_equal_the_extractor_clip_by_clip(tiny_asr_dir):
-    """core.hf_layout.batch_features (one pass, core.logmel) against transformers' Qwen3-ASR extractor called on each
+    """core.models.layout.batch_features (one pass, core.models.logmel) against transformers' Qwen3-ASR extractor called on each
     clip alone: same numbers, same frame counts (short clips padded to its 0.5 s minimum), zeros after."""
     import torch
 
-    from core.hf_layout import audio_token_count, batch_features, load_processor
+    from core.models.layout import audio_token_count, batch_features, load_processor
 
     extractor = load_processor(str(tiny_asr_dir)).feature_extractor
     sizes = (16000 * 3 + 77, 4000, 16000 * 12)

@@ -120,7 +120,7 @@ def test_prompt_equals_the_transformers_processor(tiny_asr, tiny_asr_dir):
     """The processor's own `apply_transcription_request` (chat template + placeholder expansion + features)."""
     import torch
 
-    from core.hf_layout import batch_features, load_processor
+    from core.models.layout import batch_features, load_processor
 
     processor = load_processor(str(tiny_asr_dir))
     audio = _noise(2.37, seed=5)
@@ -136,7 +136,7 @@ def test_prompt_equals_the_transformers_processor(tiny_asr, tiny_asr_dir):
 def test_audio_token_count_matches_the_encoder(tiny_asr):
     import torch
 
-    from core.hf_layout import audio_token_count, batch_features
+    from core.models.layout import audio_token_count, batch_features
 
     for seconds in (0.2, 0.99, 1.0, 7.33, 12.0):
         features, mask, [n] = batch_features(tiny_asr.extractor, [_noise(seconds)], "cpu", torch.float32)
@@ -168,7 +168,7 @@ def test_hf_layout_checkpoint_loads_unchanged(tiny_asr, tiny_config, tmp_path):
     from transformers import Qwen3ASRForConditionalGeneration
 
     from core.asr.transformers_backend import TransformersAsr
-    from core.hf_layout import load_processor
+    from core.models.layout import load_processor
 
     hf_dir = tmp_path / "hf"
     fresh = Qwen3ASRForConditionalGeneration(tiny_asr.model.config)

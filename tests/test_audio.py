@@ -1,9 +1,9 @@
-"""core.audio on files written by PyAV from known signals, and on the broken files users really upload."""
+"""core.audio.decode on files written by PyAV from known signals, and on the broken files users really upload."""
 import numpy as np
 import pytest
 
 from audio_helpers import SR, resample, silence, speech_wav, tone, write_audio, write_video_only
-from core.audio import decode_audio, probe_duration
+from core.audio.decode import decode_audio, probe_duration
 from core.errors import DecodeError, TooLargeError
 
 # Two tones around a gap: pitch, level and timing can all be checked after a lossy round trip.

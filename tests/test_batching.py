@@ -1,4 +1,4 @@
-"""Group commit (core.batching): concurrent callers share one model's batches, in order, errors to all."""
+"""Group commit (core.models.batching): concurrent callers share one model's batches, in order, errors to all."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.batching import GroupCommit
+from core.models.batching import GroupCommit
 
 
 def first_then_merged(first, others, started: threading.Event, gate: threading.Event) -> None:
@@ -123,3 +123,29 @@ def test_a_failing_listener_does_not_fail_the_run():
         raise ValueError("listener bug")
 
     assert GroupCommit(run).submit([1, 2], on_result=broken) == [1, 2]
+
+
+def test_the_queue_depth_and_the_run_counts_show_what_merging_achieved():
+    started, gate = threading.Event(), threading.Event()
+
+    def run(items, progress, on_result):
+        started.set()
+        gate.wait(5)  # the first call holds the engine while the others queue up
+        return items
+
+    batcher = GroupCommit(run)
+    assert (batcher.pending(), batcher.runs, batcher.items_run) == (0, 0, 0)
+    threads = [threading.Thread(target=batcher.submit, args=([1, 2],))]
+    threads[0].start()
+    assert started.wait(5)
+    threads += [threading.Thread(target=batcher.submit, args=([k, k, k],)) for k in range(3)]
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 5
+    while batcher.pending() < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (batcher.pending(), batcher.runs, batcher.items_run) == (3, 1, 2)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert (batcher.pending(), batcher.runs, batcher.items_run) == (0, 2, 11)

@@ -1,4 +1,4 @@
-"""core.chunking on synthetic audio whose silences are known: cuts land in them, chunks tile the audio, and
+"""core.audio.chunking on synthetic audio whose silences are known: cuts land in them, chunks tile the audio, and
 speech_flags tells speech from silence, noise, tones and music."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio_helpers import SR, espeak, music, noise, podcast_samples, silence, tone, tones_with_silences
-from core.chunking import FRAME, plan_chunks, speech_flags
+from core.audio.chunking import FRAME, plan_chunks, speech_flags
 from core.types import Chunk
 
 

@@ -52,7 +52,8 @@ def test_every_field_is_settable_from_the_environment():
     # A field whose type the parser cannot build from a string would be unreachable from the environment.
     samples = {bool: ("1", True), int: ("7", 7), float: ("7.5", 7.5), str: ("x", "x")}
     for f in dataclasses.fields(Config):
-        if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s", "vllm_audio_features"):
+        if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s", "vllm_audio_features", "app_mode",
+                      "log_level"):
             continue  # constrained values, covered above and below
         raw, expected = samples[type(f.default)]
         assert getattr(config_from_env({f.name.upper(): raw}), f.name) == expected, f.name
@@ -68,3 +69,12 @@ def test_runpod_serverless_environment_starts_the_worker_unless_told_otherwise()
     assert config_from_env({"RUNPOD_WEBHOOK_GET_JOB": "https://api.runpod.ai/v2/x/job-take"}).app_mode == "runpod"
     assert config_from_env({"RUNPOD_WEBHOOK_GET_JOB": "x", "APP_MODE": "webui"}).app_mode == "webui"
     assert config_from_env({}).app_mode == "webui"
+
+
+def test_app_mode_log_level_and_zerogpu_are_read_once_here():
+    assert config_from_env({"APP_MODE": "runpod", "LOG_LEVEL": "debug"}).log_level == "debug"
+    assert config_from_env({"SPACES_ZERO_GPU": "true"}).spaces_zero_gpu is True
+    with pytest.raises(InputError, match="APP_MODE must be webui or runpod"):
+        config_from_env({"APP_MODE": "gradio"})
+    with pytest.raises(InputError, match="LOG_LEVEL"):
+        config_from_env({"LOG_LEVEL": "loud"})

@@ -1,7 +1,7 @@
 """Decoding in time slices across processes gives the serial decoder's samples, or falls back to it.
 
 Real files in every container the service meets (encoded with PyAV here), real worker processes, and the serial
-`core.audio.decode_audio` as the reference.
+`core.audio.decode.decode_audio` as the reference.
 """
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import glob
 import multiprocessing
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 
 from audio_helpers import music, resample, write_audio
-from core.audio import decode_audio
-from core.decode_pool import DecodePool
+from core.audio.decode import decode_audio
+from core.audio.decode_pool import DecodePool
 from core.errors import DecodeError, TooLargeError
 
 SECONDS = 40.0
@@ -59,10 +60,10 @@ def test_slices_join_bit_for_bit(pool, tmp_path, name, rate, options):
 
 def test_slices_really_run_in_parallel(pool, tmp_path):
     """The result above could also come from the fallback: the plan must actually cut this file in three."""
-    from core.decode_pool import _plan
+    from core.audio.decode_pool import plan_slices
 
     path = write_audio(tmp_path / "a.mp3", stereo(44100), 44100)
-    slices, _ = _plan(path, 3, None, 20.0, 8.0)
+    slices, _ = plan_slices(path, 3, None, 20.0, 8.0)
     try:
         assert len(slices) == 3 and slices[0].start == 0 and slices[-1].end is None
         assert all(s.start % 441 == 0 for s in slices)  # on the resampler's phase grid for 44.1 kHz
@@ -86,7 +87,7 @@ def test_short_files_and_one_worker_decode_serially(tmp_path):
     np.testing.assert_array_equal(DecodePool(3, min_file_s=20.0).decode(path), decode_audio(path))
     one = DecodePool(1)
     np.testing.assert_array_equal(one.decode(path), decode_audio(path))
-    assert one._pool is None  # no process was started
+    assert one.worker_pids() == []  # no process was started
 
 
 def test_a_truncated_file_gets_the_serial_result(pool, tmp_path):
@@ -134,12 +135,14 @@ def test_a_killed_worker_costs_one_serial_decode_then_the_pool_recovers(tmp_path
     p = DecodePool(2, min_file_s=20.0, min_slice_s=8.0)
     try:
         p.start()
-        victim = next(iter(p._pool._processes.values()))
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join(10)
+        victim = p.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while victim in p.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
         np.testing.assert_array_equal(p.decode(path), serial)  # the broken pool is noticed; serial answer
         np.testing.assert_array_equal(p.decode(path), serial)  # a fresh pool
-        assert p._pool is not None and all(proc.is_alive() for proc in p._pool._processes.values())
+        assert len(p.worker_pids()) == p.workers and victim not in p.worker_pids()  # all of them alive
     finally:
         p.close()
-    assert not [c for c in multiprocessing.active_children() if c.pid == victim.pid]
+    assert not [c for c in multiprocessing.active_children() if c.pid == victim]

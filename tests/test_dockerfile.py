@@ -1,7 +1,7 @@
 """The Dockerfile: hadolint-clean, and the promises the README makes about the image kept in its instructions.
 
 No Docker engine runs here, so nothing is built: these checks read the Dockerfile and .dockerignore as text.
-The Python steps the image runs are tested for real elsewhere (test_fetch_models.py, test_worker.py).
+The Python steps the image runs are tested for real elsewhere (test_fetch_models.py, test_worker.py, test_worker_deploy.py).
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""core.encode: the player's file must keep the transcript's timeline, stay small, and reject what it cannot write."""
+"""core.audio.encode: the player's file must keep the transcript's timeline, stay small, and reject what it cannot write."""
 from __future__ import annotations
 
 import av
 import numpy as np
 import pytest
 
-from core.encode import CODECS, EXTENSIONS, encode_speech
+from core.audio.encode import CODECS, EXTENSIONS, encode_speech
 from core.errors import InputError
 from core.types import SAMPLE_RATE
 

@@ -7,8 +7,8 @@ temporary file is left; and the next good job in the same entry point still succ
 
 Everything runs as deployed, with the private-address switch OFF. Cases that need a public web server (a
 redirect to loopback, DNS names that resolve inward, the fetch limits) run in a private network namespace
-(`hostile_netns.py`). Then hypothesis throws generated jobs at the handler, and README.md's "Security and limits" is checked
-against the settings it documents.
+(`hostile_netns.py`, asserted in test_hostile_netns.py), and hypothesis throws generated jobs at the handler
+(test_hostile_fuzz.py). Here also: README.md's "Security and limits" is checked against the settings it documents.
 
 A known gap would be a strict xfail whose reason names the fix, so that it fails (XPASS) once the fix lands.
 """
@@ -16,88 +16,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-import hostile_netns
-from audio_helpers import espeak, noise, resample, silence, tone, write_audio, write_video_only
 from core.config import Config
-from core.jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, MAX_URL_CHARS, RUNSYNC_PAYLOAD_LIMIT
-from core.netguard import MAX_URL_LENGTH
-from core.pipeline import Pipeline
-from hostile_helpers import (ROOT, CoreEntry, Expect, Hostile, NotApplicable, Outcome, WebEntry, WorkerEntry,
-                             good_speech_ok, leaks, leftovers)
-from model_helpers import make_tiny_config
-from net_helpers import Canary, wait_until
+from core.fetch.url_guard import MAX_URL_CHARS
+from core.options import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS
+from core.remote.schema import RUNSYNC_PAYLOAD_LIMIT
+from hostile_helpers import (ENTRIES, ROOT, CoreEntry, Expect, Hostile, NotApplicable, Outcome, WebEntry, WorkerEntry,
+                             good_speech_ok, leaks)
+from hostile_setup_helpers import Media, canary, config, media, pipeline, private_tmp  # noqa: F401 (fixtures)
+from net_helpers import wait_until
 from runpod_worker.handler import Worker
-
-SR = 16000
-ENTRIES = ("core", "worker", "web")
-MAX_DURATION_S = 6.0
-MAX_DOWNLOAD_BYTES = 1_000_000
-
-
-# -- the audio the file cases upload ------------------------------------------------------------------------------
-
-def png_bytes() -> bytes:
-    """A real 8x8 grey PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    rows = b"".join(b"\0" + bytes([128] * 8) for _ in range(8))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-@dataclass
-class Media:
-    speech: np.ndarray
-    files: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return len(self.speech) / SR
-
-
-def build_media(folder: Path) -> Media:
-    speech = np.concatenate([silence(0.3), espeak("Hello there, this is a short test."), silence(0.3)])
-    m = Media(speech)
-
-    def encoded(name: str, samples, rate: int = SR, **kw) -> bytes:
-        return write_audio(folder / name, samples, rate, **kw).read_bytes()
-
-    m.files["good"] = encoded("good.wav", speech)
-    m.files["empty"] = b""
-    m.files["html"] = b"<!DOCTYPE html><html><head><title>Episode 12</title></head><body>Not audio</body></html>" * 20
-    m.files["png"] = png_bytes()
-    whole = encoded("whole.mp3", np.tile(speech, 2))  # ~5 s, under the limit
-    m.files["mp3 head"] = whole[:300]
-    m.files["mp3 half"] = whole[: len(whole) // 2]
-    m.files["video"] = write_video_only(folder / "silent-film.mp4").read_bytes()
-    m.files["long"] = encoded("long.ogg", tone(220, 5 * MAX_DURATION_S), bitrate=12_000)  # tiny, 30 s long
-    m.files["silence"] = encoded("silence.wav", silence(3.0))
-    m.files["hiss"] = encoded("hiss.wav", noise(3.0, level_db=-50))
-    m.files["random"] = np.random.default_rng(7).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
-    m.files["8ch"] = encoded("8ch.wav", np.stack([speech] * 8))
-    m.files["192k"] = encoded("192k.wav", resample(speech, SR, 192_000), 192_000)
-    m.files["big"] = bytes(MAX_DOWNLOAD_BYTES + 1000)
-    return m
 
 
 # -- the table ----------------------------------------------------------------------------------------------------
@@ -245,29 +179,6 @@ def params():
 # -- fixtures -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def config():
-    return make_tiny_config(max_duration_s=MAX_DURATION_S, max_download_bytes=MAX_DOWNLOAD_BYTES, max_upload_mb=4,
-                            app_queue_size=8)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    return build_media(tmp_path_factory.mktemp("media"))
-
-
-@pytest.fixture(scope="module")
-def canary():
-    with Canary() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def pipeline(config, tiny_asr, tiny_aligner):
-    assert not config.allow_private_urls  # as deployed
-    return Pipeline(config, asr=tiny_asr, aligner=tiny_aligner)
-
-
-@pytest.fixture(scope="module")
 def entries(pipeline, config, tmp_path_factory):
     from webui_helpers import serve
 
@@ -276,16 +187,6 @@ def entries(pipeline, config, tmp_path_factory):
         yield {"core": CoreEntry(pipeline), "worker": WorkerEntry(worker),
                "web": WebEntry(app, tmp_path_factory.mktemp("uploads"))}
     worker.close()
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    """Every temp file a job makes lands here (the web app's threads included); none may be left."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield tmp
-    assert wait_until(lambda: not leftovers(tmp), 5), f"left behind: {leftovers(tmp)}"
 
 
 # -- checks -------------------------------------------------------------------------------------------------------
@@ -337,120 +238,6 @@ def test_every_case_runs_somewhere():
         CoreEntry(None).run(Hostile(job={}))
 
 
-# -- a public server in a private network namespace -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def netns_results(tmp_path_factory, tiny_asr_dir, tiny_aligner_dir):
-    """Run hostile_netns.py in its own network + mount namespace once; skip where namespaces are not allowed."""
-    folder = tmp_path_factory.mktemp("netns")
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare(1) and ip(8) to build a private network namespace")
-    probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here (needs root or CAP_SYS_ADMIN): {probe.stderr.strip()}")
-    out = folder / "results.json"
-    env = dict(os.environ, HOSTILE_OUT=str(out), HOSTILE_ASR_DIR=str(tiny_asr_dir),
-               HOSTILE_ALIGNER_DIR=str(tiny_aligner_dir), GRADIO_ANALYTICS_ENABLED="False",
-               HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    run = subprocess.run(hostile_netns.command(sys.executable, hostile_netns.hosts_file(folder)), env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0 and out.exists(), run.stderr[-4000:]
-    records = json.loads(out.read_text())
-    return {(r["case"], r.get("entry")): r for r in records}
-
-
-NETNS = [pytest.param(name, entry, expect, ssrf, id=f"{entry}: {name}")
-         for name, _target, expect, ssrf in hostile_netns.CASES for entry in ENTRIES]
-
-
-@pytest.mark.parametrize("name, entry, expect, ssrf", NETNS)
-def test_hostile_url_from_a_public_server(netns_results, name, entry, expect, ssrf):
-    rec = netns_results[(name, entry)]
-    assert "crash" not in rec, rec["crash"]
-    assert rec["error"] and expect.phrase.lower() in rec["error"].lower(), rec["error"]
-    assert not leaks(rec["error"]), rec["error"]
-    assert hostile_netns.SECRET.decode() not in rec["error"]  # a fetched body is never echoed
-    assert rec["canary_hits"] == 0, "the canary on loopback was contacted"
-    assert rec["leftovers"] == [], rec["leftovers"]
-    # the next job, from the same public server with the switch still off, works
-    duration = netns_results[("__server__", None)]["good_duration"]
-    good_speech_ok(Outcome(**rec["next"]), duration)
-
-
-def test_web_file_input_never_fetches_a_url(netns_results):
-    rec = netns_results[("__filedata_url__", "web")]
-    good_speech_ok(Outcome(**rec["next"]), netns_results[("__server__", None)]["good_duration"])
-    assert rec["error"] and "Link tab" in rec["error"] and not leaks(rec["error"]), rec["error"]
-    assert rec["fetched"] == [], f"the web app downloaded {hostile_netns.FILEDATA_URL_PATH} from the link"
-
-
-# -- fuzzing the worker's input schema through the handler --------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def fuzz_worker(pipeline):
-    w = Worker(pipeline)
-    yield w
-    w.close()
-
-
-def job_inputs(canary_port: int, good_b64: str):
-    """Jobs near the valid ones (a good source, each option valid or hostile), jobs with any value in any field,
-    and inputs that are not objects at all."""
-    anything = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-                | st.lists(st.text(max_size=5), max_size=3)
-                | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
-    urls = st.sampled_from([f"http://127.0.0.1:{canary_port}/a.mp3", f"http://[::1]:{canary_port}/",
-                            f"http://2130706433:{canary_port}/", f"http://localhost:{canary_port}/",
-                            f"http://[::ffff:7f00:1]:{canary_port}/", "http://169.254.169.254/", "file:///etc/passwd",
-                            "concat:/etc/passwd", "-x", "/etc/passwd"]) | st.text(max_size=40)
-    good = st.sampled_from([good_b64, "data:audio/wav;base64," + good_b64, good_b64.replace("+", "-")])
-    bad = st.sampled_from(["%%%", "", "data:text/html,<b>x</b>", "QUFB" * 3, good_b64[:101]])
-    valid = {  # values a client may send; the near-valid jobs mostly hold these
-        "filename": st.sampled_from(["a.wav", "../../etc/passwd", "x" * 300, "a.exe", "", ".mp3", "a.wav\0.exe"]),
-        "language": st.sampled_from(["en", "auto", "English", "fr", "zh-CN", ""]),
-        "word_timestamps": st.booleans(),
-        "context": st.text(max_size=50),
-        "formats": st.lists(st.sampled_from(["srt", "vtt", "txt", "SRT"]), max_size=4),
-        "chunk_seconds": st.sampled_from([5, 30, 180, 12.5]),
-    }
-    invalid = {
-        "filename": st.integers(), "language": st.sampled_from(["Klingon", "../", "en\0"]),
-        "word_timestamps": st.sampled_from(["no", 0, None]), "context": st.text(min_size=4001, max_size=4001),
-        "formats": st.lists(st.sampled_from(["pdf", "", "../srt"]), min_size=1, max_size=2),
-        "chunk_seconds": st.sampled_from([4.99, 0, -1, 1e9, float("inf"), float("nan"), True, "30"]),
-    }
-    options = {k: v | invalid[k] | anything for k, v in valid.items()}
-    near_valid = st.fixed_dictionaries({"audio_base64": good}, optional=valid)
-    hostile_url = st.fixed_dictionaries({"audio_url": urls}, optional=options)
-    wild = st.fixed_dictionaries({}, optional={**options, "audio_url": urls | anything,
-                                               "audio_base64": good | bad | anything, "extra": anything})
-    return st.one_of(near_valid, hostile_url, wild, anything)
-
-
-def test_fuzzed_jobs_always_get_an_answer(fuzz_worker, media, canary, private_tmp):
-    """Any job gives {"output": transcript} or {"error": message} through the SDK's wrapper, never a traceback."""
-    good_b64 = base64.b64encode(media.files["good"]).decode()
-    hits = len(canary.hits)
-    answered = {"output": 0, "error": 0}
-
-    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(job_inputs(canary.port, good_b64), st.text(max_size=12))
-    def one(raw, job_id):
-        out = WorkerEntry(fuzz_worker).run_job({"id": job_id, "input": raw})
-        if out.error is not None:
-            answered["error"] += 1
-            assert out.error.strip() and not leaks(out.error, private_tmp), out.error
-        else:
-            answered["output"] += 1
-            assert {"text", "segments", "warnings", "duration", "language"} <= set(out.transcript)
-            assert json.loads(json.dumps(out.transcript)) == out.transcript
-
-    one()
-    assert answered["error"] > 0 and answered["output"] > 0, answered
-    assert len(canary.hits) == hits, "a fuzzed job reached the canary"
-    assert not leftovers(private_tmp)
-
-
 # -- the docs ----------------------------------------------------------------------------------------------------
 
 LIMIT_SETTINGS = ("max_download_bytes", "download_timeout_s", "connect_timeout_s", "max_duration_s",
@@ -459,8 +246,8 @@ LIMIT_SETTINGS = ("max_download_bytes", "download_timeout_s", "connect_timeout_s
 
 
 def test_security_doc_lists_each_limit_with_its_default():
-    """README.md's "Security and limits" (the README's "Security and limits") against core.config and core.jobs."""
-    from core.sources import MAX_REDIRECTS
+    """README.md's "Security and limits" (the README's "Security and limits") against core.config and core.remote.schema."""
+    from core.fetch.sources import MAX_REDIRECTS
 
     text = (ROOT / "README.md").read_text().split("## Security and limits", 1)[1]
     rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]+)`", text, re.M))
@@ -474,6 +261,6 @@ def test_security_doc_lists_each_limit_with_its_default():
         assert rows.get(name.upper()) == shown, (name, rows.get(name.upper()), shown)
     lo, hi = CHUNK_SECONDS_RANGE
     for fact in (f"{MAX_CONTEXT_CHARS} characters", f"{lo:g} to {hi:g}", f"{MAX_URL_CHARS} characters",
-                 f"{MAX_URL_LENGTH} through the Python API", f"{RUNSYNC_PAYLOAD_LIMIT // 1_000_000} MB of base64",
+                 f"{RUNSYNC_PAYLOAD_LIMIT // 1_000_000} MB of base64",
                  f"| redirects | {MAX_REDIRECTS} |"):
         assert fact in text, fact

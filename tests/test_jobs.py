@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from core.errors import InputError
-from core.jobs import FIELDS, JobInput, parse_job_input
-from core.types import TranscribeOptions
+from core.remote.schema import FIELDS, JobInput, parse_job_input
+from core.options import TranscribeOptions
 
 URL = "https://example.com/episode.mp3"
 
@@ -11,14 +11,14 @@ URL = "https://example.com/episode.mp3"
 def test_defaults():
     job = parse_job_input({"audio_url": URL})
     assert job == JobInput(audio_url=URL)
-    assert job.options() == TranscribeOptions()
+    assert job.options == TranscribeOptions()
 
 
 def test_all_fields():
     job = parse_job_input({"audio_base64": "AAAA", "filename": "a.ogg", "language": "fr", "word_timestamps": False,
                            "context": "Qwen", "formats": ["SRT", "vtt", "srt"], "chunk_seconds": 45})
-    assert job.language == "French" and job.formats == ("srt", "vtt") and job.chunk_seconds == 45.0
-    assert job.options() == TranscribeOptions(language="French", context="Qwen", word_timestamps=False,
+    assert job.options.language == "French" and job.formats == ("srt", "vtt") and job.options.chunk_seconds == 45.0
+    assert job.options == TranscribeOptions(language="French", context="Qwen", word_timestamps=False,
                                               chunk_seconds=45.0)
 
 

@@ -1,4 +1,4 @@
-"""core.merge: offsets, repaired times, punctuation back on words, subtitle-sized segments, joins across chunks."""
+"""core.output.merge: offsets, repaired times, punctuation back on words, subtitle-sized segments, joins across chunks."""
 import math
 import re
 import string
@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.merge import build_transcript, display_width, locate_words, repair_times
+from core.align.word_times import repair_times
+from core.output.merge import build_transcript, locate_words
+from core.output.text import display_width
 from core.types import SAMPLE_RATE, Chunk, ChunkText, Word
 
 

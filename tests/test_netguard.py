@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import BlockedURLError, FetchError, InputError, TooLargeError
-from core.guardproxy import GuardedProxy
-from core.netguard import Deadline, Guard, address_problem, check_url
+from core.fetch.proxy import GuardedProxy
+from core.fetch.url_guard import Deadline, Guard, address_problem, check_url
 from net_helpers import Canary, MediaServer, self_signed_cert, wait_until, wav_bytes
 
 # --- URL syntax: refused whatever allow_private says -------------------------------------------------------

@@ -12,7 +12,7 @@ from audio_helpers import make_podcast, silence, write_audio
 from bench.checkpoints import RIG_WORDS
 from core.errors import DecodeError
 from core.pipeline import Pipeline
-from core.types import TranscribeOptions
+from core.options import TranscribeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

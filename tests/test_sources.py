@@ -18,8 +18,8 @@ import pytest
 
 from core.config import config_from_env
 from core.errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
-from core.netguard import Guard, check_url
-from core.sources import TEMP_PREFIX, check_redirect, decode_base64_audio, open_source
+from core.fetch.url_guard import Guard, check_url
+from core.fetch.sources import TEMP_PREFIX, check_redirect, decode_base64_audio, open_source
 from net_helpers import Canary, MediaServer, self_signed_cert, wait_until, wav_bytes
 
 LOOPBACK = config_from_env({}, allow_private_urls=True)
@@ -236,7 +236,7 @@ def test_page_with_embedded_media_goes_through_ytdlp_and_the_proxy(srv, kind, ca
     media = "/tone.wav" if kind != "og" else srv.url("/tone.wav")
     page = srv.add_page(f"/page-{kind}.html", media, kind)
     calls = []
-    with caplog.at_level(logging.DEBUG, logger="core.sources"):
+    with caplog.at_level(logging.DEBUG, logger="core.fetch.sources"):
         with open_source(page, config=LOOPBACK, progress=lambda *a: calls.append(a)) as path:
             assert path.read_bytes() == WAV and path.name.startswith("media.")
     proxied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("proxy:")]

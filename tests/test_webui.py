@@ -24,10 +24,12 @@ from audio_helpers import make_podcast, write_audio
 from net_helpers import MediaServer
 from bench.checkpoints import RIG_TEXT
 from core.pipeline import Pipeline
-from core.types import SAMPLE_RATE, TranscribeOptions
-from core.writers import transcript_from_dict
-from webui.handler import Job, Transcriber, pick_job
-from webui.progress import Cancelled, StageProgress
+from core.types import SAMPLE_RATE
+from core.options import TranscribeOptions
+from core.output.writers import transcript_from_dict
+from core.errors import JobCancelled
+from webui.handler import Job, JobRunner, pick_job
+from webui.progress import StageProgress
 from webui_helpers import ROOT, app_config, free_port, serve, tiny_pipeline
 
 NO_FILE = None
@@ -195,7 +197,7 @@ def test_monitoring_is_off(app):
 def test_progress_moves_forward_through_the_stages(speech, tmp_path):
     reports = []
     keep = lambda p: str(Path(p).rename(tmp_path / Path(p).name))  # noqa: E731  (stands in for Gradio's cache)
-    result = Transcriber(tiny_pipeline(app_config()), keep).run(
+    result = JobRunner(tiny_pipeline(app_config()), keep).run(
         Job(str(speech.path), "interview", "interview.mp3", allow_local=True),
         TranscribeOptions(chunk_seconds=8.0), StageProgress(lambda f, desc: reports.append((f, desc)), interval=0))
     fractions = [f for f, _ in reports]
@@ -213,10 +215,10 @@ def test_cancel_stops_the_job_and_removes_its_files(speech):
     cancel = threading.Event()
     cancel.set()
     before = set(Path(tempfile.gettempdir()).glob("asr-webui-*"))
-    with pytest.raises(Cancelled):
-        Transcriber(tiny_pipeline(app_config()), str).run(
+    with pytest.raises(JobCancelled):
+        JobRunner(tiny_pipeline(app_config()), str).run(
             Job(str(speech.path), "x", allow_local=True), TranscribeOptions(),
-            StageProgress(lambda *a, **k: None, cancel), cancel)
+            StageProgress(lambda *a, **k: None), cancel)
     assert set(Path(tempfile.gettempdir()).glob("asr-webui-*")) == before
 
 

@@ -1,4 +1,5 @@
-"""The RunPod worker: the handler with tiny real checkpoints on CPU, and the SDK's own local modes in a subprocess.
+"""The RunPod worker: the handler with tiny real checkpoints on CPU (good jobs, bad jobs, its own failures,
+cancellation, progress); what ships with it and the SDK's local modes are in test_worker_deploy.py.
 
 Audio comes from a real loopback HTTP server (or base64 in the job); progress goes through the SDK's real HTTP
 path to a loopback job-done route; faults that cannot happen on CPU (a CUDA out-of-memory, a crashing backend)
@@ -8,108 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 import logging
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
 
 from bench.checkpoints import RIG_TEXT
-from audio_helpers import espeak, silence, write_audio
-from core.config import Config, config_from_env
-from core.jobs import FIELDS, RUNSYNC_PAYLOAD_LIMIT, parse_job_input
-from core.pipeline import Pipeline
-from core.sources import TEMP_PREFIX
-from model_helpers import load_tiny_aligner, load_tiny_asr, tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
+from core.fetch.sources import TEMP_PREFIX
+from core.remote.schema import RUNSYNC_PAYLOAD_LIMIT
+from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
 from net_helpers import Canary, MediaServer, wait_until
-from runpod_worker.handler import (ENGINE_MESSAGE, OOM_MESSAGE, ProgressReporter, Worker,
-                                   error_response, failure_kind, format_progress)
-
-ROOT = Path(__file__).resolve().parents[1]
-SR = 16000
-
-
-# -- fixtures ----------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    """A short spoken WAV (espeak-ng) and its true duration."""
-    samples = np.concatenate([silence(0.3), espeak("Hello there, this is a short test of the worker."),
-                              silence(0.3)])
-    path = write_audio(tmp_path_factory.mktemp("audio") / "speech.wav", samples, SR)
-    return path.read_bytes(), len(samples) / SR
-
-
-@pytest.fixture(scope="module")
-def media(speech):
-    with MediaServer() as srv:
-        srv.add_bytes("/speech.wav", speech[0], "audio/wav")
-        srv.add_bytes("/page.mp3", b"<!DOCTYPE html><html><body>not audio</body></html>" * 20, "audio/mpeg")
-        srv.add_status("/missing.mp3", 404)
-        yield srv
-
-
-def tiny_config(asr_dir, aligner_dir, **overrides):
-    return config_from_env({}, asr_model=str(asr_dir), aligner_model=str(aligner_dir), asr_backend="transformers",
-                           device="cpu", allow_private_urls=True, **overrides)
-
-
-@pytest.fixture(scope="module")
-def pipeline(tiny_asr_dir, tiny_aligner_dir):
-    # The session's loaded tiny models (the rigged ASR always writes bench.checkpoints.RIG_TEXT).
-    return Pipeline(tiny_config(tiny_asr_dir, tiny_aligner_dir), asr=load_tiny_asr(), aligner=load_tiny_aligner())
-
-
-@pytest.fixture(scope="module")
-def worker(pipeline):
-    w = Worker(pipeline)
-    yield w
-    w.close()
-
-
-def variant(pipeline, *, asr=None, **config_changes) -> Pipeline:
-    """The loaded models under another configuration (limits) or behind a fault-injecting wrapper."""
-    return Pipeline(dataclasses.replace(pipeline.config, **config_changes), asr=asr or pipeline.asr,
-                    aligner=pipeline.aligner)
-
+from core.remote.schema import format_progress
+from runpod_worker.handler import ENGINE_MESSAGE, OOM_MESSAGE, ProgressReporter, Worker, error_response, failure_kind
+from worker_helpers import (assert_clean_error, assert_transcript, job, media, pipeline, speech,  # noqa: F401
+                            variant, worker)
 
 pytestmark = pytest.mark.usefixtures("own_tempdir")  # conftest: no temp file may be left behind
-
-
-def job(**fields) -> dict:
-    return {"id": "job-test-1", "input": fields}
-
-
-def assert_clean_error(out: dict, phrase: str) -> None:
-    assert set(out) <= {"error", "refresh_worker"}, out
-    message = out["error"]
-    assert phrase.lower() in message.lower(), message
-    assert "Traceback" not in message and tempfile.gettempdir() not in message and str(ROOT) not in message
-    assert socket.gethostname() not in message
-
-
-def assert_transcript(out: dict, duration: float, formats=()) -> None:
-    assert "error" not in out, out
-    assert set(out) == {"text", "language", "duration", "segments", "warnings", "timings", *formats}
-    assert out["duration"] == pytest.approx(duration, abs=0.05)
-    assert isinstance(out["text"], str) and isinstance(out["warnings"], list)
-    for seg in out["segments"]:
-        assert 0 <= seg["start"] <= seg["end"] <= out["duration"] + 1e-6
-        for w in seg["words"]:
-            assert seg["start"] - 1e-6 <= w["start"] <= w["end"] <= seg["end"] + 1e-6
-    assert {"fetch", "decode", "transcribe", "total"} <= set(out["timings"])
-    assert out["timings"]["total"] >= out["timings"]["transcribe"]
 
 
 # -- good jobs ---------------------------------------------------------------------------------------------------
@@ -161,7 +79,7 @@ SCHEMA_CASES = [
     ("chunk as bool", {"audio_url": "http://x.test/a.mp3", "chunk_seconds": True}, "must be a number"),
     ("bad format", {"audio_url": "http://x.test/a.mp3", "formats": ["pdf"]}, "unknown format"),
     ("formats not a list", {"audio_url": "http://x.test/a.mp3", "formats": "srt"}, "'formats' must be a list"),
-    ("context too long", {"audio_url": "http://x.test/a.mp3", "context": "x" * 4001}, "longer than 4000"),
+    ("context too long", {"audio_url": "http://x.test/a.mp3", "context": "x" * 4001}, "the limit is 4000"),
     ("url too long", {"audio_url": "http://x.test/" + "a" * 5000}, "longer than 4096"),
     ("both sources", {"audio_url": "http://x.test/a.mp3", "audio_base64": "AAAA"}, "exactly one"),
     ("no source", {"language": "en"}, "exactly one"),
@@ -336,7 +254,7 @@ def test_cancelled_job_stops_and_cleans_up(pipeline, media, speech, own_tempdir)
 # -- progress ----------------------------------------------------------------------------------------------------
 
 def test_progress_messages_are_throttled_and_parseable():
-    from core.remote import parse_progress
+    from core.remote.schema import parse_progress
 
     sent, cancel = [], __import__("threading").Event()
     rep = ProgressReporter({"id": "j"}, lambda job, msg: sent.append(msg), cancel, interval_s=60)
@@ -382,144 +300,3 @@ def test_progress_reaches_runpods_job_done_url(pipeline, media, speech):
     assert {"download", "decode", "chunk", "transcribe", "merge"} <= set(stages)
     assert all(p[1]["status"] == "IN_PROGRESS" for p in posted)
     assert all("isStream=false" in p[0] for p in posted)
-
-
-# -- the shipped example jobs and the docs -----------------------------------------------------------------------
-
-def test_example_jobs_are_valid():
-    parse_job_input(json.loads((ROOT / "test_input.json").read_text())["input"])
-    tests = json.loads((ROOT / ".runpod" / "tests.json").read_text())
-    assert tests["tests"]
-    for t in tests["tests"]:
-        parse_job_input(t["input"])
-        assert t["timeout"] >= 60_000
-    hub = json.loads((ROOT / ".runpod" / "hub.json").read_text())
-    assert hub["type"] == "serverless" and hub["category"] == "audio"
-    env = {e["key"]: e for e in hub["config"]["env"]}
-    assert env["APP_MODE"]["value"] == "runpod"
-    known = {f.name.upper() for f in dataclasses.fields(Config)}
-    assert set(env) <= known, set(env) - known  # every setting offered is one the worker reads
-    assert min(float(v) for v in hub["config"]["allowedCudaVersions"]) >= 13.0
-
-
-def input_table() -> str:
-    """The docs' input reference, generated from core.jobs.FIELDS."""
-    kind = {str: "string", bool: "boolean", list: "list", int: "number", float: "number"}
-    rows = ["| Field | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
-    for name, f in FIELDS.items():
-        types = f.type if isinstance(f.type, tuple) else (f.type,)
-        default = "—" if f.default is None else f"`{json.dumps(f.default)}`"
-        rows.append(f"| `{name}` | {' or '.join(dict.fromkeys(kind[t] for t in types))} | {default} | {f.doc} |")
-    return "\n".join(rows)
-
-
-def test_docs_input_table_matches_the_schema():
-    text = (ROOT / "README.md").read_text()
-    m = re.search(r"<!-- input-table:start -->\n(.*?)\n<!-- input-table:end -->", text, re.S)
-    assert m, "README.md lost its input-table markers"
-    assert m.group(1) == input_table(), "regenerate the table:\n" + input_table()
-
-
-def test_docs_output_table_names_every_output_field(worker, media):
-    out = worker.run(job(audio_url=media.url("/speech.wav"), formats=["srt", "vtt", "txt"]))
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Job output", 1)[1].split("###", 1)[0]
-    documented = set(re.findall(r"^\| `(\w+)`", section, re.M)) | set(re.findall(r"`(\w+)`, `(\w+)`, `(\w+)` \|",
-                                                                                section)[0])
-    assert documented == set(out)
-    for stage in out["timings"]:
-        assert f"`{stage}`" in section
-
-
-# -- the SDK's local modes, in a subprocess as the image runs them -------------------------------------------------
-
-def worker_env(tmp_path: Path, asr_dir, aligner_dir, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-    env.update(ASR_MODEL=str(asr_dir), ALIGNER_MODEL=str(aligner_dir), ASR_BACKEND="transformers", DEVICE="cpu",
-               ALLOW_PRIVATE_URLS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path / "tmp"),
-               PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_rp_serve_api_answers_runsync(tmp_path, tiny_asr_dir, tiny_aligner_dir, media, speech, own_tempdir):
-    port = free_port()
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "runpod_worker", "--rp_serve_api", "--rp_api_port", str(port),
-                             "--rp_api_host", "127.0.0.1"],
-                            cwd=tmp_path, env=worker_env(own_tempdir.parent, tiny_asr_dir, tiny_aligner_dir),
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def up():
-            try:
-                return requests.get(base + "/openapi.json", timeout=1).status_code == 200
-            except requests.RequestException:
-                return proc.poll() is not None
-        assert wait_until(up, timeout=90) and proc.poll() is None, (tmp_path / "worker.log").read_text()
-        good = {"input": {"audio_url": media.url("/speech.wav"), "formats": ["srt"]}}
-        r = requests.post(base + "/runsync", json=good, timeout=120).json()
-        assert r["status"] == "COMPLETED", r
-        assert_transcript(r["output"], speech[1], formats=("srt",))
-        bad = requests.post(base + "/runsync", json={"input": {"audio_url": media.url("/speech.wav"), "x": 1}},
-                            timeout=60).json()
-        assert bad["status"] == "FAILED" and bad["error"].startswith("unknown input field(s): x")
-        again = requests.post(base + "/runsync", json=good, timeout=120).json()
-        assert again["status"] == "COMPLETED" and again["output"]["text"] == r["output"]["text"]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def test_test_input_prints_a_transcript(tmp_path, tiny_asr_dir, tiny_aligner_dir, media, own_tempdir):
-    """The image's own command (`python /app/app.py` from another directory, APP_MODE=runpod) in --test_input mode,
-    with RunPod's job-done URL pointed at a loopback server that collects the progress updates."""
-    captured = []
-    with MediaServer() as runpod_side:
-        def done(h):
-            captured.append(json.loads(h.rfile.read(int(h.headers["Content-Length"]))))
-            h.send_response(200)
-            h.send_header("Content-Length", "0")
-            h.end_headers()
-        runpod_side.add("/done/local_test", done)
-        env = worker_env(own_tempdir.parent, tiny_asr_dir, tiny_aligner_dir,
-                         RUNPOD_WEBHOOK_POST_OUTPUT=runpod_side.url("/done/$ID?worker=w1"), APP_MODE="runpod")
-        test_input = {"input": {"audio_url": media.url("/speech.wav"), "formats": ["vtt"]}}
-        r = subprocess.run([sys.executable, str(ROOT / "app.py"), "--test_input", json.dumps(test_input)],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stdout + r.stderr
-    result = r.stdout[r.stdout.index("Job result:"):]
-    assert "'text':" in result and "'segments':" in result and "WEBVTT" in result
-    assert "models ready in" in r.stderr
-    stages = {c["output"].split()[0] for c in captured if c.get("status") == "IN_PROGRESS"}
-    assert {"download", "transcribe"} <= stages, captured
-
-
-def test_hub_entry_file_with_a_bad_job_fails(tmp_path, tiny_asr_dir, tiny_aligner_dir, own_tempdir):
-    """.runpod/handler.py (the file RunPod Hub asks for) starts the same worker; a failed job exits 1."""
-    env = worker_env(own_tempdir.parent, tiny_asr_dir, tiny_aligner_dir)
-    r = subprocess.run([sys.executable, str(ROOT / ".runpod" / "handler.py"), "--test_input",
-                        json.dumps({"input": {"audio_url": "ftp://example.com/a.mp3"}})],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 1
-    assert "'ftp' inputs are not supported" in r.stdout
-
-
-def test_worker_refuses_the_runpod_backend(tmp_path, own_tempdir):
-    env = worker_env(own_tempdir.parent, "unused", "unused", ASR_BACKEND="runpod")
-    r = subprocess.run([sys.executable, "-m", "runpod_worker", "--test_input", '{"input": {}}'], cwd=tmp_path,
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1
-    assert "ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint" in r.stderr
-    assert "Traceback" not in r.stderr

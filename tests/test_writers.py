@@ -1,4 +1,4 @@
-"""core.writers: golden SRT/VTT/TXT/JSON, read back by real parsers; transcript_from_dict; write_files."""
+"""core.output.writers: golden SRT/VTT/TXT/JSON, read back by real parsers; transcript_from_dict; write_files."""
 import dataclasses
 import html
 import io
@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import InputError
-from core.merge import display_width
+from core.output.text import display_width
 from core.types import Segment, Transcript, Word
-from core.writers import (FORMATS, WriteJSON, WriteSRT, WriteTXT, WriteVTT, format_timestamp, to_string,
+from core.output.writers import (FORMATS, WriteJSON, WriteSRT, WriteTXT, WriteVTT, format_timestamp, to_string,
                           transcript_from_dict, transcript_to_dict, write_files)
 
 

@@ -2,6 +2,7 @@
 import spaces
 
 from audio_helpers import make_podcast
+from core.config import config_from_env
 from core.pipeline import Pipeline
 from webui.zerogpu import ZeroGpuPipeline, gpu_seconds, zerogpu_module
 
@@ -27,8 +28,6 @@ def test_gpu_time_grows_with_audio_and_is_capped():
     assert gpu_seconds(day, None) >= 30
 
 
-def test_only_on_a_zerogpu_space(monkeypatch):
-    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert zerogpu_module() is None
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert zerogpu_module() is spaces
+def test_only_on_a_zerogpu_space():
+    assert zerogpu_module(config_from_env({})) is None
+    assert zerogpu_module(config_from_env({"SPACES_ZERO_GPU": "true"})) is spaces

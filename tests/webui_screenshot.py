@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audio_helpers import SR, espeak, write_audio  # noqa: E402
-from core.audio import decode_audio  # noqa: E402
+from core.audio.decode import decode_audio  # noqa: E402
 from core.types import Segment, Transcript, Word  # noqa: E402
 from webui_helpers import ROOT, app_config, browser, serve, upload_and_transcribe  # noqa: E402
 

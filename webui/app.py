@@ -14,15 +14,16 @@ import threading
 import gradio as gr
 
 from core.config import Config
-from core.errors import CoreError
-from core.jobs import CHUNK_SECONDS_RANGE
+from core.errors import CoreError, JobCancelled
+from core.fetch.sources import MEDIA_EXTENSIONS
 from core.languages import LANGUAGES
-from core.sources import MEDIA_EXTENSIONS
+from core.options import CHUNK_SECONDS_RANGE
+from core.transcriber import Transcriber
 
-from .handler import SOURCES, Transcriber, make_options, pick_job
+from .handler import SOURCES, JobRunner, make_options, pick_job
 from .inputs import UploadAudio, UploadFile
 from .player import player_value, transcript_player
-from .progress import Cancelled, StageProgress
+from .progress import StageProgress
 
 log = logging.getLogger("webui")
 
@@ -39,8 +40,8 @@ PAGE_CSS = """
 """
 
 
-def build_demo(pipeline, config: Config) -> gr.Blocks:
-    """The page over `pipeline` (anything with `transcribe(...)` and `describe()`: local models or RunPod)."""
+def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
+    """The page over `pipeline`: local models, ZeroGPU or a RunPod endpoint, through one interface."""
     running: dict[str, threading.Event] = {}  # session -> its job's cancel switch
     lock = threading.Lock()
     inputs_files = ["audio", "video"] + sorted(f".{e}" for e in MEDIA_EXTENSIONS)
@@ -79,7 +80,7 @@ def build_demo(pipeline, config: Config) -> gr.Blocks:
             with gr.Column(scale=3, min_width=360):
                 player = transcript_player(label="Transcript", min_height=420)
 
-        transcriber = Transcriber(pipeline, player.move_resource_to_block_cache)
+        runner = JobRunner(pipeline, player.move_resource_to_block_cache)
 
         def transcribe(upload_file, recording, link, language, context, word_timestamps, chunk_seconds, tab,
                        request: gr.Request, progress=gr.Progress()):
@@ -93,8 +94,8 @@ def build_demo(pipeline, config: Config) -> gr.Blocks:
                 options = make_options(None if language == AUTO else language, context, word_timestamps,
                                        chunk_seconds)
                 progress(0.0, desc="Starting")
-                result = transcriber.run(job, options, StageProgress(progress, cancel), cancel)
-            except Cancelled:
+                result = runner.run(job, options, StageProgress(progress), cancel)
+            except JobCancelled:
                 log.info("a job was cancelled by its user")
                 raise gr.Error("The job was cancelled.", print_exception=False) from None
             except CoreError as e:

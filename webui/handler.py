@@ -6,7 +6,6 @@ copied into Gradio's cache (which `delete_cache` ages out) and the folder is rem
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import tempfile
 import threading
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from core.encode import EXTENSIONS, encode_speech
+from core.audio.encode import EXTENSIONS, encode_speech
 from core.errors import InputError
-from core.jobs import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, MAX_URL_CHARS
-from core.languages import normalize_language
-from core.types import TranscribeOptions, Transcript
-from core.writers import FORMATS, write_files
+from core.fetch.url_guard import MAX_URL_CHARS
+from core.options import TranscribeOptions
+from core.output.writers import FORMATS, write_files
+from core.transcriber import Transcriber
+from core.types import Transcript
 
 log = logging.getLogger("webui")
 
@@ -73,36 +73,26 @@ def title_from_url(url: str) -> str:
 
 def make_options(language: str | None, context: str | None, word_timestamps: bool,
                  chunk_seconds: float | None) -> TranscribeOptions:
-    """The form's values as TranscribeOptions; anything out of range is an InputError that says what to change."""
-    context = (context or "").strip()
-    if len(context) > MAX_CONTEXT_CHARS:
-        raise InputError(f"the context is {len(context)} characters long; keep it under {MAX_CONTEXT_CHARS}")
-    chunk = None
-    if chunk_seconds is not None:
-        lo, hi = CHUNK_SECONDS_RANGE
-        if not lo <= float(chunk_seconds) <= hi:
-            raise InputError(f"the chunk length must be between {lo:g} and {hi:g} seconds")
-        chunk = float(chunk_seconds)
-    return TranscribeOptions(language=normalize_language(language), context=context,
-                             word_timestamps=bool(word_timestamps), chunk_seconds=chunk)
+    """The form's values as TranscribeOptions (which checks them); the context box's stray whitespace is dropped."""
+    return TranscribeOptions(language=language, context=(context or "").strip(), word_timestamps=bool(word_timestamps),
+                             chunk_seconds=None if chunk_seconds is None else float(chunk_seconds))
 
 
-class Transcriber:
-    """Runs jobs on a shared pipeline; `keep(path)` moves a finished file into Gradio's cache and returns its path."""
+class JobRunner:
+    """Runs jobs on a shared Transcriber; `keep(path)` moves a finished file into Gradio's cache and returns its
+    path."""
 
-    def __init__(self, pipeline, keep: Callable[[str], str]) -> None:
+    def __init__(self, pipeline: Transcriber, keep: Callable[[str], str]) -> None:
         self.pipeline = pipeline
         self.keep = keep
-        params = inspect.signature(pipeline.transcribe).parameters
-        self.takes_cancel = "cancel" in params  # the RunPod client can cancel the remote job itself
 
     def run(self, job: Job, options: TranscribeOptions, progress, cancel: threading.Event | None = None) -> Result:
         with tempfile.TemporaryDirectory(prefix="asr-webui-") as tmp:
             encoder = _Encoder(Path(tmp) / ("player" + EXTENSIONS[PLAYER_CODEC]))
-            extra = {"cancel": cancel} if self.takes_cancel and cancel is not None else {}
             try:
                 transcript = self.pipeline.transcribe(job.source, options, progress, filename=job.filename,
-                                                      allow_local=job.allow_local, on_audio=encoder.start, **extra)
+                                                      allow_local=job.allow_local, on_audio=encoder.start,
+                                                      cancel=cancel)
             finally:
                 audio = encoder.wait()
             progress("write", 0, 1)

@@ -12,8 +12,8 @@ from pathlib import Path
 import gradio as gr
 from gradio.data_classes import FileData
 
+from core.output.writers import transcript_to_dict
 from core.types import Transcript
-from core.writers import transcript_to_dict
 
 ASSETS = Path(__file__).resolve().parent
 AUDIO_MIME = {".mp3": "audio/mpeg", ".ogg": "audio/ogg"}

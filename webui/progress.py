@@ -1,11 +1,10 @@
-"""The pipeline's progress(stage, done, total) as one bar that only moves forward, plus the user's cancel switch.
+"""The pipeline's progress(stage, done, total) as one bar that only moves forward.
 
-Each stage owns a slice of the bar; its done/total fills the slice. Cancelling (the Cancel button, or the page
-closing) is checked at every report, so a job nobody is waiting for stops at the next step and frees the model.
+Each stage owns a slice of the bar; its done/total fills the slice. (Cancelling is the pipeline's: the job's cancel
+event goes to `Transcriber.transcribe`.)
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable
 
@@ -24,21 +23,14 @@ STAGES: dict[str, tuple[str, float, float]] = {
 COUNTED = ("transcribe", "align")  # stages whose done/total are chunks: shown as "Transcribing 3/12"
 
 
-class Cancelled(Exception):
-    """The user cancelled the job or left the page."""
-
-
 class StageProgress:
     """A pipeline Progress callback that feeds `report(fraction, description)` (a gr.Progress)."""
 
-    def __init__(self, report: Callable[..., object], cancel: threading.Event | None = None,
-                 interval: float = 0.2) -> None:
-        self.report, self.cancel, self.interval = report, cancel, interval
+    def __init__(self, report: Callable[..., object], interval: float = 0.2) -> None:
+        self.report, self.interval = report, interval
         self.fraction, self.stage, self.last = 0.0, None, 0.0
 
     def __call__(self, stage: str, done: float, total: float | None) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled()
         label, lo, hi = STAGES.get(stage, (stage.replace("_", " ").capitalize(), self.fraction, self.fraction))
         share = min(max(done / total, 0.0), 1.0) if total else 0.0
         self.fraction = max(self.fraction, lo + (hi - lo) * share)

@@ -6,19 +6,22 @@ So on such a Space the job is split: fetch and decode stay in the app's process 
 """
 from __future__ import annotations
 
-import os
+import threading
 
-from core.types import SAMPLE_RATE, no_progress
+from core.config import Config
+from core.options import TranscribeOptions, as_options
+from core.pipeline import Pipeline, cancellable
+from core.types import SAMPLE_RATE, Progress, Transcript, no_progress
 
 _pipeline = None  # the local Pipeline, set once by `on_zerogpu`; module-level so the GPU call pickles nothing big
 
 
-def zerogpu_module():
-    """The `spaces` module when running on a ZeroGPU Space (SPACES_ZERO_GPU set), else None.
+def zerogpu_module(config: Config):
+    """The `spaces` module when running on a ZeroGPU Space (SPACES_ZERO_GPU=true), else None.
 
     Call before anything touches CUDA: `spaces` must patch torch first.
     """
-    if not os.environ.get("SPACES_ZERO_GPU"):
+    if not config.spaces_zero_gpu:
         return None
     import spaces
 
@@ -36,9 +39,9 @@ def _transcribe_on_gpu(samples, options):
 
 
 class ZeroGpuPipeline:
-    """The Pipeline surface (`describe`, `transcribe`) with the model stage inside `spaces.GPU`."""
+    """The `core.transcriber.Transcriber` over a local Pipeline, with the model stage inside `spaces.GPU`."""
 
-    def __init__(self, pipeline, spaces_module) -> None:
+    def __init__(self, pipeline: Pipeline, spaces_module) -> None:
         global _pipeline
         _pipeline = pipeline
         self.pipeline = pipeline
@@ -48,8 +51,19 @@ class ZeroGpuPipeline:
     def describe(self) -> str:
         return f"{self.pipeline.describe()} on ZeroGPU"
 
-    def transcribe(self, source, options=None, progress=None, *, filename=None, allow_local=True, on_audio=None):
-        progress = progress or no_progress
+    def warm_up(self) -> None:
+        self.pipeline.warm_up()
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+    def transcribe(self, source, options: TranscribeOptions | dict | None = None, progress: Progress | None = None,
+                   *, filename: str | None = None, allow_local: bool = True, on_audio=None,
+                   cancel: threading.Event | None = None) -> Transcript:
+        """Fetch and decode here, the models inside the GPU call; `cancel` is honoured up to the GPU call and
+        right after it (the call itself runs in ZeroGPU's process)."""
+        options = as_options(options)
+        progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.pipeline.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:
             on_audio(samples)

@@ -10,9 +10,9 @@ import importlib.util
 import logging
 from typing import Protocol
 
-from ..config import Config
-from ..errors import InputError
-from ..types import AsrRequest, ChunkText, Progress, no_progress
+from core.config import Config
+from core.errors import InputError
+from core.types import AsrRequest, ChunkText, Progress, no_progress
 
 log = logging.getLogger("core")
 
@@ -50,10 +50,10 @@ def load_asr_backend(config: Config) -> AsrBackend:
     name = resolve_backend(config)
     log.info("loading ASR model %s with %s", config.asr_model, name)
     if name == "vllm":
-        from .vllm_backend import VllmAsr
+        from core.asr.vllm_backend import VllmAsr
 
         return VllmAsr(config)
-    from .transformers_backend import TransformersAsr
+    from core.asr.transformers_backend import TransformersAsr
 
     return TransformersAsr(config)
 

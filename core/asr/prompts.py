@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import re
 
-from ..config import Config
-from ..languages import language_from_model
-from ..types import ChunkText
+from core.config import Config
+from core.languages import language_from_model
+from core.types import ChunkText
 
 AUDIO_PLACEHOLDER = "<|audio_start|><|audio_pad|><|audio_end|>"
 ASR_TEXT_TAG = "<asr_text>"

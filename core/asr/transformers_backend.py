@@ -2,17 +2,17 @@
 
 Chunks are sorted by length so each batch holds similar lengths (less padding, and one long chunk does not hold a
 batch of short ones hostage). Each chunk keeps its own token cap inside a batch, and its features are computed on their
-own (core.hf_layout.batch_features), so a chunk gets the same text whatever it is batched with.
+own (core.models.layout.batch_features), so a chunk gets the same text whatever it is batched with.
 """
 from __future__ import annotations
 
 import logging
 
-from ..config import Config
-from ..errors import ModelError
-from ..hf_layout import batch_features, load_asr_model, load_processor, resolve_device
-from ..types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
-from .prompts import build_prompt, chunk_text, max_new_tokens
+from core.asr.prompts import build_prompt, chunk_text, max_new_tokens
+from core.config import Config
+from core.errors import ModelError
+from core.models.layout import batch_features, load_asr_model, load_processor, resolve_device
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 
 log = logging.getLogger("core")
 

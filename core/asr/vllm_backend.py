@@ -1,14 +1,17 @@
 """Qwen3-ASR through vLLM: every chunk of a job in one `LLM.generate` call, greedy, on the GPU.
 
 vLLM schedules the whole batch itself (continuous batching, chunked prefill), so the backend hands it all chunks at
-once rather than batching by hand; results are read as each chunk finishes. Prompts, the generation cap and output parsing come from `core.asr.prompts`, the
-same code the transformers backend uses, so both backends see identical prompts and return identical dataclasses.
+once rather than batching by hand; results are read as each chunk finishes. Prompts, the generation cap and output
+parsing come from `core.asr.prompts`, the same code the transformers backend uses, so both backends see identical
+prompts and return identical dataclasses.
 
 `gpu_memory_utilization` is a fraction of the whole card that vLLM claims for weights, activations and KV cache;
 the rest stays free for the aligner in the same process (VLLM_GPU_MEMORY_UTILIZATION).
 
-Concurrent jobs (web app or worker concurrency > 1) share the engine by group commit (`core.batching`): chunks of
-several files go into one `generate` instead of waiting in line file by file.
+Concurrent callers in one process share the engine by group commit (`core.models.batching`): the chunks of jobs
+that arrive while the engine is busy go into its next run together. The web app with APP_CONCURRENCY > 1 and the
+benchmark's many-file run call it that way. The RunPod worker does not: it runs one job's model stages at a time
+(`runpod_worker.handler.Worker`), so two of its jobs never meet in one batch.
 
 vllm is imported only when the backend is built: CPU installs never import it.
 """
@@ -18,11 +21,11 @@ import logging
 import math
 import time
 
-from ..config import Config
-from ..batching import GroupCommit
-from ..errors import ModelError
-from ..types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
-from . import prompts
+from core.asr import prompts
+from core.config import Config
+from core.errors import ModelError
+from core.models.batching import GroupCommit
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 
 log = logging.getLogger("core")
 
@@ -54,7 +57,7 @@ class VllmAsr:
             kwargs["dtype"] = {"fp16": "float16", "fp32": "float32"}.get(config.dtype, config.dtype)
         self.features_here = config.vllm_audio_features == "gpu"
         if self.features_here:
-            from .vllm_features import register_processor
+            from core.asr.vllm_features import register_processor
 
             register_processor()
             kwargs["enable_mm_embeds"] = True
@@ -66,9 +69,9 @@ class VllmAsr:
             raise ModelError(f"could not start vLLM for the ASR model ({type(e).__name__}); check ASR_MODEL and "
                              "VLLM_GPU_MEMORY_UTILIZATION") from e
         if self.features_here:
-            from .vllm_features import whisper_extractor
-
             import torch
+
+            from core.asr.vllm_features import whisper_extractor
 
             self.extractor = whisper_extractor(config.asr_model)
             self.feature_dtype = self.llm.llm_engine.model_config.dtype
@@ -97,7 +100,7 @@ class VllmAsr:
                      "multi_modal_data": {"audio": (r.audio, SAMPLE_RATE)}} for r in requests]
         import torch
 
-        from .vllm_features import audio_features, fresh_uuid
+        from core.asr.vllm_features import audio_features, fresh_uuid
 
         with torch.cuda.stream(self.feature_stream):
             features = audio_features(self.extractor, [r.audio for r in requests], "cuda", self.feature_dtype)
@@ -211,5 +214,3 @@ def _collect_ready(engine, collect) -> None:
     while not queue.empty():
         collect(engine.step())
 
-
-VllmAsrBackend = VllmAsr  # the name the GPU issue uses

@@ -9,7 +9,7 @@ with one change: a call without audio just tokenizes the text. vLLM then expands
 from `audio_feature_lengths` exactly as it does for raw audio.
 
 The features are what vLLM's processor would compute: each chunk padded with zeros to a whole hop (as vLLM's
-processor does), Whisper's recipe as its extractor's torch path runs it (core.logmel: a group of chunks in one pass
+processor does), Whisper's recipe as its extractor's torch path runs it (core.models.logmel: a group of chunks in one pass
 on our device, not one extractor call per chunk), cast to the engine's dtype (the audio tower
 casts to it first thing, so the tower sees the same numbers). Each chunk gets a fresh uuid, so vLLM neither hashes
 1.5 MB of features per chunk nor serves one chunk's cached encoding to another.
@@ -52,18 +52,18 @@ def whisper_extractor(model_id: str):
     transformers' Qwen3ASRFeatureExtractor, which pads short clips and the mel axis differently)."""
     from transformers import WhisperFeatureExtractor
 
-    from ..hf_layout import _FEATURE_KEYS, read_json
+    from core.models.layout import FEATURE_KEYS, read_json
 
     features = read_json(model_id, "preprocessor_config.json") or {}
-    return WhisperFeatureExtractor(**{k: features[k] for k in _FEATURE_KEYS if k in features})
+    return WhisperFeatureExtractor(**{k: features[k] for k in FEATURE_KEYS if k in features})
 
 
 def audio_features(extractor, audios, device: str, dtype) -> list[dict]:
     """multi_modal_data["audio"] entries for a group of chunks: log-mel computed on `device` in one pass
-    (core.logmel), cast to the engine's dtype there, brought back to the CPU in one copy."""
+    (core.models.logmel), cast to the engine's dtype there, brought back to the CPU in one copy."""
     import torch
 
-    from ..logmel import log_mel
+    from core.models.logmel import log_mel
 
     hop = extractor.hop_length
     padded = []

@@ -24,12 +24,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .config import Config, get_config
-from .errors import CoreError, InputError, TooLargeError
-from .jobs import RUN_PAYLOAD_LIMIT, JobInput, parse_job_input, transcript_from_output
-from .types import SAMPLE_RATE, Progress, TranscribeOptions, Transcript, no_progress
+from core.config import Config, get_config
+from core.errors import CoreError, InputError, JobCancelled, TooLargeError
+from core.options import TranscribeOptions, as_options
+from core.remote.schema import RUN_PAYLOAD_LIMIT, JobInput, parse_job_input, parse_progress, transcript_from_output
+from core.types import SAMPLE_RATE, Progress, Transcript, no_progress
 
-log = logging.getLogger("core.remote")
+log = logging.getLogger("core.remote.client")
 
 PRODUCTION_API = "https://api.runpod.ai/v2/"
 POLL_FIRST_S = 0.5  # first wait between status polls; grows by POLL_GROWTH up to POLL_MAX_S
@@ -50,27 +51,6 @@ CONTAINER_MARGIN = 0.95
 
 class RemoteJobError(CoreError):
     """The endpoint could not be reached or refused us, or the job failed or timed out there."""
-
-
-class JobCancelled(CoreError):
-    """The job was cancelled: by the caller (cancel event, interrupt) or on the endpoint itself."""
-
-
-_PROGRESS_TEXT = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?)?\s*$")
-
-
-def parse_progress(value) -> tuple[str, float, float | None] | None:
-    """The worker's progress message (runpod_worker.handler.format_progress) as (stage, done, total):
-    "transcribe 3/12", "download 4.2/31.5" (MB), "decode 1/1". Anything else is None: progress never fails a job.
-    """
-    m = _PROGRESS_TEXT.match(value) if isinstance(value, str) else None
-    if not m:
-        return None
-    stage, done, total = m.groups()
-    stage, done, total = stage.lower(), float(done or 0), None if total is None else float(total)
-    if stage == "download":  # the worker counts megabytes; progress callbacks count bytes
-        done, total = done * 1e6, None if total is None else total * 1e6
-    return stage, done, total
 
 
 def endpoint_base(value: str) -> str:
@@ -115,7 +95,8 @@ def _worker_error_text(error) -> str:
 
 
 class RemotePipeline:
-    """`Pipeline`'s surface over a RunPod endpoint; safe to share between threads (one HTTP session per job)."""
+    """The `core.transcriber.Transcriber` over a RunPod endpoint; safe to share between threads (one HTTP session
+    per job)."""
 
     def __init__(self, config: Config | None = None, *, payload_limit: int = RUN_PAYLOAD_LIMIT) -> None:
         self.config = config or get_config()
@@ -131,7 +112,13 @@ class RemotePipeline:
         """One line for the UI: where transcription runs."""
         return self.name
 
-    def transcribe(self, source, options: TranscribeOptions | None = None, progress: Progress | None = None, *,
+    def warm_up(self) -> None:
+        """Nothing to start: the endpoint's workers warm up on RunPod's side."""
+
+    def close(self) -> None:
+        """Nothing held between jobs: each job opens and closes its own HTTP session."""
+
+    def transcribe(self, source, options: TranscribeOptions | dict | None = None, progress: Progress | None = None, *,
                    filename: str | None = None, allow_local: bool = True, on_audio=None,
                    cancel: threading.Event | None = None) -> Transcript:
         """Run one job on the endpoint and return its transcript.
@@ -139,7 +126,7 @@ class RemotePipeline:
         `cancel`, when set, stops the job (the endpoint gets /cancel). Any exception while waiting (Ctrl-C, a
         progress callback that raises because its page went away) also cancels the job before propagating.
         """
-        options = options or TranscribeOptions()
+        options = as_options(options)
         progress = progress or no_progress
         t0 = time.perf_counter()
         body = self._request_body(source, options, progress, filename, allow_local, on_audio)
@@ -171,8 +158,6 @@ class RemotePipeline:
 
     def _request_body(self, source, options, progress, filename, allow_local, on_audio) -> bytes:
         """The /run body. A URL passes through for the worker to fetch; anything else is sent inline as Opus."""
-        common = dict(language=options.language, word_timestamps=options.word_timestamps, context=options.context,
-                      chunk_seconds=options.chunk_seconds)
         # RunPod's per-job policy: let the job run as long as we are willing to wait (the endpoint default is 10 min).
         policy = {"executionTimeout": max(MIN_EXECUTION_TIMEOUT_MS, int(self.config.runpod_timeout_s * 1000))}
 
@@ -182,12 +167,12 @@ class RemotePipeline:
             return json.dumps({"input": payload, "policy": policy}).encode()
 
         if _is_url(source):
-            data = body(JobInput(audio_url=source.strip(), **common))
+            data = body(JobInput(audio_url=source.strip(), options=options))
             if len(data) > self.payload_limit:
                 raise TooLargeError(f"the request is larger than RunPod's {self.payload_limit / 1e6:g} MB limit")
             return data
 
-        probe = JobInput(audio_base64="AAAA", filename="speech" + SPEECH_SUFFIX, **common)
+        probe = JobInput(audio_base64="AAAA", filename="speech" + SPEECH_SUFFIX, options=options)
         room = self.payload_limit - len(body(probe)) + 4  # what the base64 text may take; bad options fail here
         samples = self._decode(source, filename, allow_local, progress)
         if on_audio is not None:
@@ -206,8 +191,8 @@ class RemotePipeline:
         raise self._too_large(duration, room / (len(encoded) / duration))  # measured at the floor
 
     def _decode(self, source, filename, allow_local, progress):
-        from . import audio
-        from .sources import open_source
+        from core.audio import decode as audio
+        from core.fetch.sources import open_source
 
         with open_source(source, config=self.config, filename=filename, progress=progress,
                          allow_local=allow_local) as path:
@@ -219,7 +204,7 @@ class RemotePipeline:
     @staticmethod
     def _encode(samples, bitrate: int) -> str:
         """16 kHz mono Opus, base64: a few percent of the WAV's size, and the recognition does not notice."""
-        from .encode import encode_speech
+        from core.audio.encode import encode_speech
 
         with tempfile.TemporaryDirectory(prefix="asr-remote-") as tmp:
             path = encode_speech(samples, Path(tmp) / ("speech" + SPEECH_SUFFIX), codec=SPEECH_CODEC,

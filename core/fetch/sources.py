@@ -2,8 +2,8 @@
 
 `open_source` is a context manager that owns every temporary file it creates: they live in one directory under
 the system temp dir (prefix `TEMP_PREFIX`) that is removed on exit, whether the job succeeded or raised.
-URLs are fetched through the SSRF guard (`core.netguard`) with the limits from `Config`; pages go to yt-dlp
-(`core.ytdl`). Decoding only ever happens later, on the local file.
+URLs are fetched through the SSRF guard (`core.fetch.url_guard`) with the limits from `Config`; pages go to yt-dlp
+(`core.fetch.pages`). Decoding only ever happens later, on the local file.
 """
 from __future__ import annotations
 
@@ -26,13 +26,12 @@ import certifi
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from .config import Config
-from .errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
-from .guardproxy import too_large
-from .netguard import Deadline, Guard, Target
-from .types import Progress, no_progress
+from core.config import Config
+from core.errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
+from core.fetch.url_guard import Deadline, Guard, Target
+from core.types import Progress, no_progress
 
-log = logging.getLogger("core.sources")
+log = logging.getLogger("core.fetch.sources")
 
 TEMP_PREFIX = "asr-source-"
 MAX_REDIRECTS = 10
@@ -108,7 +107,7 @@ def decode_base64_audio(data: str, *, max_bytes: int) -> bytes:
     if not text:
         raise InputError("the base64 audio is empty")
     if len(text) * 3 // 4 > max_bytes + 2:
-        raise too_large(max_bytes, "audio data")
+        raise TooLargeError.over_download_limit(max_bytes, "audio data")
     if "-" in text or "_" in text:
         text = text.replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)
@@ -119,7 +118,7 @@ def decode_base64_audio(data: str, *, max_bytes: int) -> bytes:
     if not out:
         raise InputError("the base64 audio is empty")
     if len(out) > max_bytes:
-        raise too_large(max_bytes, "audio data")
+        raise TooLargeError.over_download_limit(max_bytes, "audio data")
     return out
 
 
@@ -166,15 +165,15 @@ def _fetch_url(url: str, config: Config, progress: Progress, tmp: Path) -> Path:
     throttle = _Throttle(progress)
     with Deadline(config.download_timeout_s) as deadline:
         try:
-            from . import ytdl
+            from core.fetch import pages
 
-            if ytdl.site_extractor(start.url) is None:
+            if pages.site_extractor(start.url) is None:
                 path = _download_direct(start, guard, deadline, config, throttle, tmp)
                 if path is not None:
                     return path
             else:  # straight to yt-dlp; vet the user's own host here so that its errors name it plainly
                 guard.resolve(start.host, start.port)
-            return ytdl.download(url, start, guard=guard, deadline=deadline, config=config, progress=throttle,
+            return pages.download(url, start, guard=guard, deadline=deadline, config=config, progress=throttle,
                                  dest=tmp)
         except CoreError as e:
             if deadline.expired and not isinstance(e, TooLargeError):
@@ -198,7 +197,7 @@ def _download_direct(start: Target, guard: Guard, deadline: Deadline, config: Co
         except ValueError:
             length = None
         if length is not None and length > config.max_download_bytes:
-            raise too_large(config.max_download_bytes)
+            raise TooLargeError.over_download_limit(config.max_download_bytes)
         path = tmp / ("download" + (safe_suffix(target.path.split("?", 1)[0]) or _type_suffix(ctype)))
         done = 0
         throttle(0, length)
@@ -206,7 +205,7 @@ def _download_direct(start: Target, guard: Guard, deadline: Deadline, config: Co
             while chunk := resp.read1(_BLOCK):
                 done += len(chunk)
                 if done > config.max_download_bytes:
-                    raise too_large(config.max_download_bytes)
+                    raise TooLargeError.over_download_limit(config.max_download_bytes)
                 out.write(chunk)
                 throttle(done, length)
         if done == 0:

@@ -14,8 +14,8 @@ import json
 import logging
 from dataclasses import dataclass
 
-from .config import Config
-from .errors import ModelError
+from core.config import Config
+from core.errors import ModelError
 
 log = logging.getLogger("core")
 
@@ -35,7 +35,7 @@ _AUDIO_KEYS = ("num_mel_bins", "encoder_layers", "encoder_attention_heads", "enc
 _TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "head_dim", "hidden_act", "max_position_embeddings", "initializer_range",
               "rms_norm_eps", "use_cache", "tie_word_embeddings", "attention_bias", "attention_dropout")
-_FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value", "dither")
+FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value", "dither")
 DEFAULT_SEGMENT_MS = 80.0  # timestamp_segment_time of the released aligner
 
 
@@ -156,7 +156,7 @@ def load_processor(model_id: str):
         if not is_official_layout(read_json(model_id, "config.json") or {}):
             return Qwen3ASRProcessor.from_pretrained(model_id)
         features = read_json(model_id, "preprocessor_config.json") or {}
-        extractor = Qwen3ASRFeatureExtractor(**{k: features[k] for k in _FEATURE_KEYS if k in features})
+        extractor = Qwen3ASRFeatureExtractor(**{k: features[k] for k in FEATURE_KEYS if k in features})
         template = (read_json(model_id, "chat_template.json") or {}).get("chat_template")
         return Qwen3ASRProcessor(feature_extractor=extractor, tokenizer=AutoTokenizer.from_pretrained(model_id),
                                  chat_template=template)
@@ -175,14 +175,14 @@ def audio_token_count(n_frames: int) -> int:
 
 
 def batch_features(extractor, audios, device, dtype):
-    """(features, mask, tokens per clip) for a batch of 16 kHz clips, computed on `device` (core.logmel).
+    """(features, mask, tokens per clip) for a batch of 16 kHz clips, computed on `device` (core.models.logmel).
 
     Each clip's log-mel is what the extractor computes for it alone, zero-padded to the batch's length (a multiple of
     the encoder's 100-frame window), so a clip gets the same features and the same text in any batch.
     """
     import torch
 
-    from .logmel import log_mel
+    from core.models.logmel import log_mel
 
     features, frames = log_mel(audios, extractor, device, min_samples=getattr(extractor, "min_length", 0))
     multiple = 2 * getattr(extractor, "n_window", 0)

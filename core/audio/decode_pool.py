@@ -1,7 +1,7 @@
 """Decode a long file in time slices across worker processes, sample for sample what `audio.decode_audio` returns.
 
 Why processes: decoding is the slowest CPU stage (an MP3 hour takes 4-10 s on one core) and threads do not help
-(see `core.audio`). Why it is exact: each worker demuxes the file from the start (cheap: no decoding) and decodes
+(see `core.audio.decode`). Why it is exact: each worker demuxes the file from the start (cheap: no decoding) and decodes
 only its slice plus a warm-up before it, then starts FFmpeg's resampler on a sample whose index is a multiple of
 `rate / gcd(rate, 16000)` (441 for 44.1 kHz), where the serial run's resampler is in the same phase, and drops the
 warm-up output. After the warm-up the decoder and the resampler hold the same state as in one serial pass, so the
@@ -28,11 +28,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import audio
-from .errors import DecodeError
-from .types import SAMPLE_RATE
+from core.audio import decode as audio
+from core.types import SAMPLE_RATE
 
-log = logging.getLogger("core.audio")
+log = logging.getLogger("core.audio.decode")
 
 MIN_SLICE_S = 30.0  # shorter slices cost more in start-up than they save
 MIN_PARALLEL_S = 120.0  # files shorter than this decode serially
@@ -77,11 +76,11 @@ def decode_slice(s: Slice) -> int:
     buf = np.memmap(s.out_path, dtype=np.float32, mode="r+")
     try:
         written = 0
-        resample = audio._Resampler(SAMPLE_RATE)
+        resample = audio.Resampler(SAMPLE_RATE)
         expect = None  # the next frame's first sample, once decoding has settled
         counted = 0 if s.start == 0 else None  # the first slice numbers samples as the serial decoder does
-        with audio._open(s.path) as container:
-            stream = audio._audio_stream(container)
+        with audio.open_container(s.path) as container:
+            stream = audio.audio_stream(container)
             ctx = stream.codec_context
             # Sample index = (pts * num - pts_offset * den) / den, in integers: Fractions per packet cost more than
             # the demuxing itself (the last slice steps over every packet of the file).
@@ -133,7 +132,7 @@ def decode_slice(s: Slice) -> int:
                 for arr in resample.flush():
                     written, skip = _write(buf, out_start, written, skip, want, arr, s.capacity)
             else:
-                for arr in resample._push():
+                for arr in resample.push():
                     written, skip = _write(buf, out_start, written, skip, want, arr, s.capacity)
         buf.flush()
         return written
@@ -194,6 +193,15 @@ class DecodePool:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
             list(self._pool.map(_warm, range(self.workers)))
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of this pool's live worker processes: empty before `start`, after `close`, and with one
+        worker (which decodes in this process). For health checks and tests: a worker that dies costs the next long
+        file a serial decode, and the decode after it starts fresh workers, whose pids then show here."""
+        if self._pool is None:
+            return []
+        processes = self._pool._processes or {}  # the executor names no public way to its processes
+        return [pid for pid, proc in list(processes.items()) if proc.is_alive()]
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
@@ -203,7 +211,7 @@ class DecodePool:
         """What `audio.decode_audio(path, max_duration_s=...)` returns, decoded in slices when that pays."""
         if self.workers > 1:
             try:
-                plan = _plan(Path(path), self.workers, max_duration_s, self.min_file_s, self.min_slice_s)
+                plan = plan_slices(Path(path), self.workers, max_duration_s, self.min_file_s, self.min_slice_s)
                 if plan is not None:
                     return self._run(*plan)
             except Irregular as e:
@@ -228,20 +236,20 @@ class DecodePool:
             os.unlink(slices[0].out_path)
 
 
-def _plan(path: Path, workers: int, max_duration_s: float | None, min_file_s: float,
+def plan_slices(path: Path, workers: int, max_duration_s: float | None, min_file_s: float,
           min_slice_s: float) -> tuple[list[Slice], int] | None:
     """Slices for `path`, or None when the file is too short to split; Irregular when it cannot be split exactly.
 
     The declared duration (counted or estimated) places the cuts and must be within the limit; a file that decodes
     to much more or less than it declares is irregular, and the serial decoder gives its errors. The first frames
     are decoded here to learn how timestamps map to samples."""
-    with audio._open(path) as container:
-        stream = audio._audio_stream(container)
-        declared = audio._declared_duration(container, stream)
+    with audio.open_container(path) as container:
+        stream = audio.audio_stream(container)
+        declared = audio.declared_duration(container, stream)
         if declared is None or declared < min_file_s:
             return None
         if max_duration_s is not None and declared > max_duration_s:
-            raise audio._too_long(declared, max_duration_s)
+            raise audio.too_long(declared, max_duration_s)
         offset, key = _timestamp_offset(container, stream)
     rate = key[2]
     n = min(workers, int(declared // min_slice_s))

@@ -1,7 +1,7 @@
 """A guarded HTTP forward proxy on loopback, so that connections yt-dlp opens itself obey the SSRF guard.
 
 yt-dlp makes its own requests (the page, API calls, redirects, the media). Given this proxy, each of them arrives
-here as a CONNECT (https) or an absolute-URI request (http); the proxy vets the target with `netguard` and
+here as a CONNECT (https) or an absolute-URI request (http); the proxy vets the target with `url_guard` and
 connects to the address it checked. TLS stays end to end between yt-dlp and the site, so certificates are still
 verified for the real host name. The proxy also enforces the job's byte cap and wall-clock deadline across all
 of yt-dlp's connections, whatever yt-dlp believes about sizes. It lives for one fetch and needs a random password,
@@ -20,10 +20,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from .errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
-from .netguard import Deadline, Guard, Target
+from core.errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
+from core.fetch.url_guard import Deadline, Guard, Target
 
-log = logging.getLogger("core.sources")
+log = logging.getLogger("core.fetch.sources")
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "proxy-connection", "te",
                "trailer", "transfer-encoding", "upgrade", "host"}
@@ -100,7 +100,7 @@ class GuardedProxy:
             self.bytes_in += n
             over = self.bytes_in > self.max_bytes
         if over:
-            self.record(too_large(self.max_bytes))
+            self.record(TooLargeError.over_download_limit(self.max_bytes))
         return not over
 
 
@@ -226,14 +226,3 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 pass
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _forward
-
-
-def too_large(max_bytes: int, what: str = "download") -> TooLargeError:
-    """The error for input past MAX_DOWNLOAD_BYTES, worded the same wherever the cap is hit."""
-    size, unit = float(max_bytes), "bytes"
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            break
-        size /= 1024
-    shown = f"{max_bytes} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-    return TooLargeError(f"the {what} is too large: the limit is {shown} (MAX_DOWNLOAD_BYTES)")

@@ -1,6 +1,6 @@
 """Decoded speech -> a small file: the web player plays it, the RunPod remote client uploads it.
 
-The input is what `core.audio.decode_audio` returns (16 kHz mono float32), so the file's timeline is exactly the
+The input is what `core.audio.decode.decode_audio` returns (16 kHz mono float32), so the file's timeline is exactly the
 timeline the transcript's timestamps refer to. Both containers tell the decoder how many priming samples to drop
 (Ogg Opus `pre-skip`, the LAME/Xing header in MP3), so a time in the transcript is the same time in the file.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import InputError
-from .types import SAMPLE_RATE
+from core.errors import InputError
+from core.types import SAMPLE_RATE
 
 # codec -> (encoder, container format, default bit rate). Opus is the smallest for speech; MP3 plays everywhere.
 CODECS = {

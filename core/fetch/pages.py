@@ -1,7 +1,7 @@
 """Best audio from a web page (YouTube, podcasts, a page with an <audio> tag...) through yt-dlp, kept on a leash.
 
 yt-dlp parses pages an attacker may control and makes many requests of its own, so:
-- every request it makes passes `netguard.check_url` in `_GuardedYoutubeDL.urlopen` and then goes through a
+- every request it makes passes `url_guard.check_url` in `_GuardedYoutubeDL.urlopen` and then goes through a
   `GuardedProxy`, which re-checks the target and connects to the checked address (yt-dlp is never given a route
   around it: per-request proxy overrides are dropped);
 - it may only download over plain http(s) (`[protocol^=http]`), with no postprocessors, no fixups, no external
@@ -20,12 +20,12 @@ from yt_dlp.networking import Request
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadCancelled, UnsupportedError, sanitize_url
 
-from .config import Config
-from .errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
-from .guardproxy import GuardedProxy, too_large
-from .netguard import Deadline, Guard, Target
+from core.config import Config
+from core.errors import BlockedURLError, CoreError, FetchError, InputError, TooLargeError
+from core.fetch.proxy import GuardedProxy
+from core.fetch.url_guard import Deadline, Guard, Target
 
-log = logging.getLogger("core.sources")
+log = logging.getLogger("core.fetch.sources")
 
 FORMAT = "bestaudio[protocol^=http]/best[protocol^=http]"
 _LIVE = {"is_live", "is_upcoming", "post_live"}
@@ -99,7 +99,7 @@ def download(url: str, start: Target, *, guard: Guard, deadline: Deadline, confi
                              "only recordings can be transcribed")
         size = info.get("filesize") or info.get("filesize_approx")
         if not incomplete and size and size > config.max_download_bytes:
-            raise too_large(config.max_download_bytes)
+            raise TooLargeError.over_download_limit(config.max_download_bytes)
 
     stopped: list[BaseException] = []
 
@@ -137,7 +137,7 @@ def download(url: str, start: Target, *, guard: Guard, deadline: Deadline, confi
                  and not p.name.endswith((".part", ".ytdl", ".temp"))]
         if not files:
             if any("max-filesize" in m for m in logger.messages):
-                raise too_large(config.max_download_bytes)
+                raise TooLargeError.over_download_limit(config.max_download_bytes)
             raise FetchError(f"no audio or video was downloaded from {start.host}")
         return files[0]
 

@@ -3,7 +3,7 @@
 The ASR hands over each chunk's text the moment it is finished (`on_result`); a background thread aligns whatever
 has arrived, a full aligner batch at a time (or what is left once the ASR is done). Results are the same as
 aligning everything afterwards: each chunk is aligned on its own audio and text whatever batch it lands in
-(core.align). The pipeline uses the same class without overlap (OVERLAP_ALIGN=0, the default): it then gets every
+(core.align.aligner). The pipeline uses the same class without overlap (OVERLAP_ALIGN=0, the default): it then gets every
 chunk once the ASR is done. Overlap measured slower with vLLM (bench/RESULTS.md, run 5): its chunks all finish
 together, so the background aligner only competed with the hand-over for the CPU.
 
@@ -16,8 +16,8 @@ import logging
 import threading
 import time
 
-from .languages import ALIGNER_LANGUAGES
-from .types import AlignRequest, Chunk, ChunkText, Progress, Word, no_progress
+from core.languages import ALIGNER_LANGUAGES
+from core.types import AlignRequest, Chunk, ChunkText, Progress, Word, no_progress
 
 log = logging.getLogger("core")
 

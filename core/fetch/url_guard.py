@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import BlockedURLError, FetchError, InputError
+from core.errors import BlockedURLError, FetchError, InputError
 
 SCHEMES = ("http", "https")
-MAX_URL_LENGTH = 8192
+MAX_URL_CHARS = 4096  # any URL: a job's, a form's, a redirect's
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -134,8 +134,8 @@ def check_url(url: str, *, allow_private: bool = False) -> Target:
     url = url.strip()
     if not url:
         raise InputError("the URL is empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise InputError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if len(url) > MAX_URL_CHARS:
+        raise InputError(f"the URL is longer than {MAX_URL_CHARS} characters")
     if url.startswith("-"):
         raise InputError("the input starts with '-'; give an http(s) URL")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in url):

@@ -16,17 +16,17 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import DecodeError, TooLargeError
-from .types import SAMPLE_RATE
+from core.errors import DecodeError, TooLargeError
+from core.types import SAMPLE_RATE
 
-log = logging.getLogger("core.audio")
+log = logging.getLogger("core.audio.decode")
 
 # Downmix with FFmpeg's standard matrix, normalised so that the mono sum cannot exceed full scale.
 _RESAMPLER_OPTIONS = {"rematrix_maxval": "1.0"}
 _BATCH_FRAMES = 32  # decoded frames handed to the resampler at once
 _DTYPES = {"u8": "u1", "s16": "<i2", "s32": "<i4", "s64": "<i8", "flt": "<f4", "dbl": "<f8"}
 # FFmpeg may read only the local file it is given: playlists, concat lists and manifests inside an upload cannot
-# make it open URLs or other files (fetching is core.sources' job, with its guard and limits).
+# make it open URLs or other files (fetching is core.fetch.sources' job, with its guard and limits).
 _INPUT_OPTIONS = {"protocol_whitelist": "file"}
 _MAX_BAD_PACKETS = 50  # corrupt packets are skipped as FFmpeg's CLI does, up to this many (or half of them)
 
@@ -34,8 +34,8 @@ _MAX_BAD_PACKETS = 50  # corrupt packets are skipped as FFmpeg's CLI does, up to
 def probe_duration(path) -> float | None:
     """The duration in seconds the file declares for its audio, without decoding; None if unknown or unreadable."""
     try:
-        with _open(path) as container:
-            return _declared_duration(container, _audio_stream(container))
+        with open_container(path) as container:
+            return declared_duration(container, audio_stream(container))
     except DecodeError:
         return None
 
@@ -46,11 +46,11 @@ def decode_audio(path, *, sample_rate: int = SAMPLE_RATE, max_duration_s: float 
     `max_duration_s` is checked against the declared duration before decoding and again while decoding (a small
     file can declare seconds and decode to hours).
     """
-    with _open(path) as container:
-        stream = _audio_stream(container)
-        declared = _declared_duration(container, stream)
+    with open_container(path) as container:
+        stream = audio_stream(container)
+        declared = declared_duration(container, stream)
         if max_duration_s is not None and declared is not None and declared > max_duration_s:
-            raise _too_long(declared, max_duration_s)
+            raise too_long(declared, max_duration_s)
         sink = _Sink(int((declared or 600.0) * sample_rate) + sample_rate, sample_rate, max_duration_s)
         _decode(container, stream, sink)
         exact = _exact_duration(container, path)
@@ -67,7 +67,7 @@ def decode_audio(path, *, sample_rate: int = SAMPLE_RATE, max_duration_s: float 
     return np.clip(audio, -1.0, 1.0, out=audio)
 
 
-def _open(path):
+def open_container(path):
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -81,7 +81,7 @@ def _open(path):
                           "saved under an audio name)") from None
 
 
-def _audio_stream(container):
+def audio_stream(container):
     if not container.streams.audio:
         if container.streams.video:
             raise DecodeError("no audio stream: the file has video but no sound track")
@@ -92,7 +92,7 @@ def _audio_stream(container):
     return stream
 
 
-def _declared_duration(container, stream) -> float | None:
+def declared_duration(container, stream) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration and container.duration > 0:
@@ -115,7 +115,7 @@ def _exact_duration(container, path) -> bool:
     return kind in ("flac", "mov", "matroska", "ogg", "wav", "w64", "aiff")
 
 
-def _too_long(seconds: float, limit: float) -> TooLargeError:
+def too_long(seconds: float, limit: float) -> TooLargeError:
     def minutes(s: float) -> str:
         return f"{s / 60:.1f} min" if s < 600 else f"{s / 60:.0f} min"
 
@@ -137,7 +137,7 @@ class _Sink:
     def add(self, samples: np.ndarray) -> None:
         end = self.n + len(samples)
         if self.limit is not None and end > self.limit:
-            raise _too_long(self.max_s, self.max_s)
+            raise too_long(self.max_s, self.max_s)
         if end > len(self.buf):
             grown = np.empty(max(end, len(self.buf) * 3 // 2), np.float32)
             grown[:self.n] = self.buf[:self.n]
@@ -150,7 +150,7 @@ class _Sink:
         return self.buf[:self.n] if self.n > 0.9 * len(self.buf) else self.buf[:self.n].copy()
 
 
-class _Resampler:
+class Resampler:
     """FFmpeg's resampler to mono float32, fed decoded frames in batches.
 
     One resample call per 32 frames instead of per frame cuts the decode time by a quarter (the per-call
@@ -170,15 +170,16 @@ class _Resampler:
             self.key = key
         self.pending.append(frame)
         if len(self.pending) >= _BATCH_FRAMES:
-            out += self._push()
+            out += self.push()
         return out
 
     def flush(self) -> list[np.ndarray]:
         if self.rs is None:
             return []
-        return self._push() + [_samples(f) for f in self.rs.resample(None)]
+        return self.push() + [_samples(f) for f in self.rs.resample(None)]
 
-    def _push(self) -> list[np.ndarray]:
+    def push(self) -> list[np.ndarray]:
+        """Resample the frames waiting for a batch, without ending the stream (a slice stops here)."""
         frames, self.pending = self.pending, []
         if not frames:
             return []
@@ -235,7 +236,7 @@ def _demux(container, stream):
 
 def _decode(container, stream, sink: _Sink) -> None:
     ctx = stream.codec_context
-    resample = _Resampler(sink.rate)
+    resample = Resampler(sink.rate)
     bad = _BadPackets()
     for packet in _demux(container, stream):
         for frame in bad.decode(ctx, packet):

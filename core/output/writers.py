@@ -19,9 +19,9 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from .errors import InputError
-from .merge import MAX_LINE_WIDTH, display_width, ends_clause, ends_sentence
-from .types import Segment, Transcript, Word
+from core.errors import InputError
+from core.output.text import MAX_LINE_WIDTH, display_width, ends_clause, ends_sentence
+from core.types import Segment, Transcript, Word
 
 FORMATS = ("json", "srt", "vtt", "txt")
 MAX_LINES = 2

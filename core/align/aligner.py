@@ -15,14 +15,14 @@ import logging
 import time
 import unicodedata
 
-from .batching import GroupCommit
-from .config import Config
-from .hf_layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
-from .types import SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
+from core.align.word_times import words_from_marks
+from core.config import Config
+from core.models.batching import GroupCommit
+from core.models.layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
+from core.types import MAX_ALIGN_SECONDS, SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
 
 log = logging.getLogger("core")
 
-MAX_ALIGN_SECONDS = 180.0  # the aligner was trained on at most this much audio per call
 
 
 def _is_cjk(ch: str) -> bool:
@@ -63,32 +63,6 @@ def split_words(text: str, language: str) -> list[str]:
         if run:
             words.append(run)
     return words
-
-
-def repair_times(raw: list[float]) -> list[float]:
-    """Make predicted times non-decreasing while keeping as many as possible.
-
-    The longest non-decreasing subsequence is trusted; every other value is replaced by linear interpolation between
-    the trusted values around it (or copies the nearest one at either end).
-    """
-    n = len(raw)
-    if n == 0:
-        return []
-    from .merge import longest_nondecreasing
-
-    trusted = sorted(longest_nondecreasing(list(raw)))
-    out = list(raw)
-    for a, b in zip([None] + trusted, trusted + [None]):
-        lo = 0 if a is None else a + 1
-        hi = n if b is None else b
-        for j in range(lo, hi):
-            if a is None:
-                out[j] = raw[b]
-            elif b is None:
-                out[j] = raw[a]
-            else:
-                out[j] = raw[a] + (raw[b] - raw[a]) * (j - a) / (b - a)
-    return out
 
 
 def auto_batch_size(device: str) -> int:
@@ -216,15 +190,9 @@ class Aligner:
         for j, count in zip(sel, counts):
             times = [c * self.segment_s for c in classes[start:start + count]]
             start += count
-            out[j] = self._words(word_lists[j], times, len(batch[j].audio) / SAMPLE_RATE)
+            out[j] = words_from_marks(word_lists[j], times, len(batch[j].audio) / SAMPLE_RATE)
         clock.lap("words_s")
         return out
-
-    @staticmethod
-    def _words(words: list[str], times: list[float], duration: float) -> list[Word]:
-        times = [min(max(t, 0.0), duration) for t in repair_times(times)]
-        return [Word(start=round(times[2 * k], 3), end=round(times[2 * k + 1], 3), text=w)
-                for k, w in enumerate(words)]
 
 
 class _Clock:

@@ -1,5 +1,5 @@
 """Aligner word times made usable, once, before anything reads them: inside the chunk, starts non-decreasing, no
-overlaps, no word shorter than MIN_WORD_S where there is room. core.align reuses longest_nondecreasing.
+overlaps, no word shorter than MIN_WORD_S where there is room. core.align.aligner reuses longest_nondecreasing.
 
 Kept to plain loops and conditionals: this runs for every word of an hour-long transcript (bench/merge_bench.py).
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import bisect
 import math
+
+from core.types import Word
 
 MIN_WORD_S = 0.02
 
@@ -81,3 +83,33 @@ def longest_nondecreasing(values: list[float | None]) -> set[int]:
         keep.add(i)
         i = back[i]
     return keep
+
+
+def repair_marks(raw: list[float]) -> list[float]:
+    """Make predicted times non-decreasing while keeping as many as possible.
+
+    The longest non-decreasing subsequence is trusted; every other value is replaced by linear interpolation between
+    the trusted values around it (or copies the nearest one at either end).
+    """
+    n = len(raw)
+    if n == 0:
+        return []
+    trusted = sorted(longest_nondecreasing(list(raw)))
+    out = list(raw)
+    for a, b in zip([None] + trusted, trusted + [None]):
+        lo = 0 if a is None else a + 1
+        hi = n if b is None else b
+        for j in range(lo, hi):
+            if a is None:
+                out[j] = raw[b]
+            elif b is None:
+                out[j] = raw[a]
+            else:
+                out[j] = raw[a] + (raw[b] - raw[a]) * (j - a) / (b - a)
+    return out
+
+
+def words_from_marks(words: list[str], marks: list[float], duration: float) -> list[Word]:
+    """A chunk's words with their predicted (start, end) marks, two per word, repaired and clamped to the chunk."""
+    times = [min(max(t, 0.0), duration) for t in repair_marks(marks)]
+    return [Word(start=round(times[2 * k], 3), end=round(times[2 * k + 1], 3), text=w) for k, w in enumerate(words)]

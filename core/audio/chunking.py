@@ -15,14 +15,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from .types import SAMPLE_RATE, Chunk
+from core.types import SAMPLE_RATE, Chunk
 
 FRAME = SAMPLE_RATE // 100  # 10 ms analysis frames; every cut falls on a frame boundary
 _SILENCE_BELOW_LOUD_DB = 40.0  # a frame this far below the file's loud level is silence...
 _SILENCE_ABOVE_FLOOR_DB = 6.0  # ...and so is one within this of its noise floor (noisy recordings)
 _MIN_DYNAMICS_DB = 10.0  # never call a frame silent less than this below the loud level
 _DIGITAL_SILENCE_DB = -60.0  # frames below this are silent whatever the file's levels
-_MIN_SILENCE_S = 0.25  # shorter quiet gaps (plosives, word gaps) are not places to cut
+MIN_SILENCE_S = 0.25  # shorter quiet gaps (plosives, word gaps) are not places to cut
 _SMOOTH_S = 0.05  # power is averaged over this before thresholding, so noise does not fragment silences
 _FULL_PAUSE_S = 0.5  # a silence this long counts as a sentence-level pause when choosing between silences
 _EARLY_FRACTION = 0.6  # a cut is looked for between 0.6 x target and max_s after the previous one
@@ -53,7 +53,7 @@ def silence_threshold(levels: np.ndarray) -> float:
     return min(thr, loud - _MIN_DYNAMICS_DB)
 
 
-def _smooth(levels: np.ndarray, frames: int) -> np.ndarray:
+def smooth_levels(levels: np.ndarray, frames: int) -> np.ndarray:
     """Moving average of power (not of dB) over `frames` frames, centred, in dB."""
     if frames <= 1 or len(levels) < frames:
         return levels
@@ -90,10 +90,11 @@ def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float, vad: bool
     if n <= target_s * SAMPLE_RATE:
         return [Chunk(0, 0, n)]
     levels = frame_levels(samples)
-    runs = silent_runs(_smooth(levels, round(_SMOOTH_S * 100)), silence_threshold(levels), round(_MIN_SILENCE_S * 100))
+    runs = silent_runs(smooth_levels(levels, round(_SMOOTH_S * 100)), silence_threshold(levels),
+                       round(MIN_SILENCE_S * 100))
     if vad:
         runs = _with_vad_pauses(samples, runs, round((max_s - _EARLY_FRACTION * target_s) * 100))
-    return cut_at(n, runs, _smooth(levels, 20), target_s=target_s, max_s=max_s)
+    return cut_at(n, runs, smooth_levels(levels, 20), target_s=target_s, max_s=max_s)
 
 
 def _with_vad_pauses(samples: np.ndarray, runs: np.ndarray, longest: int) -> np.ndarray:
@@ -111,8 +112,8 @@ def _with_vad_pauses(samples: np.ndarray, runs: np.ndarray, longest: int) -> np.
     probs = _vad_probabilities(samples, [(a * FRAME, b * FRAME) for a, b in rows])
     found = [runs]
     for (a, b), p in zip(rows, probs):
-        per_frame = p[np.minimum(np.arange(b - a) * FRAME // _VAD_FRAME, len(p) - 1)]
-        pauses = silent_runs(np.where(per_frame < _PAUSE_PROB, -1.0, 1.0), 0.0, round(_MIN_SILENCE_S * 100))
+        per_frame = p[np.minimum(np.arange(b - a) * FRAME // VAD_FRAME, len(p) - 1)]
+        pauses = silent_runs(np.where(per_frame < _PAUSE_PROB, -1.0, 1.0), 0.0, round(MIN_SILENCE_S * 100))
         found.append(pauses + a)
     merged = np.concatenate(found)
     return merged[np.argsort(merged[:, 0], kind="stable")]
@@ -172,8 +173,8 @@ def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.
 
 # ---- speech or not: silero VAD on the chunks energy cannot rule out -------------------------------------------
 
-_VAD_FRAME = 512  # silero's window at 16 kHz (32 ms)
-_VAD_CONTEXT = 64  # samples of the previous window silero sees in front of each one
+VAD_FRAME = 512  # silero's window at 16 kHz (32 ms)
+VAD_CONTEXT = 64  # samples of the previous window silero sees in front of each one
 _SPEECH_PROB = 0.5
 _PAUSE_PROB = 0.35  # below this a window is a pause in speech (silero's own default for leaving speech)
 _VAD_ROW_FRAMES = 3000  # long stretches go to the VAD as a batch of 30 s rows
@@ -182,7 +183,7 @@ _ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (
 
 
 @lru_cache(maxsize=1)
-def _silero():
+def load_vad():
     """The silero VAD network (bundled in the silero-vad wheel, no download), loaded once."""
     import torch
 
@@ -214,7 +215,7 @@ def _vad_any_speech(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[b
     import torch
 
     with _threads(1), torch.inference_mode():
-        return _listen(_silero(), np.asarray(samples, dtype=np.float32), spans)
+        return _listen(load_vad(), np.asarray(samples, dtype=np.float32), spans)
 
 
 @contextmanager
@@ -242,49 +243,49 @@ def _vad_probabilities(samples: np.ndarray, spans: list[tuple[int, int]]) -> lis
     """Silero's speech probability for every 32 ms window of each span, all spans as one batch."""
     import torch
 
-    net = _silero()
+    net = load_vad()
     audio = np.asarray(samples, dtype=np.float32)
-    steps = max(-(-(b - a) // _VAD_FRAME) for a, b in spans)
+    steps = max(-(-(b - a) // VAD_FRAME) for a, b in spans)
     pos = np.array([a for a, _ in spans], np.int64)
     ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
     state = torch.zeros(2, len(spans), 128)
-    context = torch.zeros(len(spans), _VAD_CONTEXT)
+    context = torch.zeros(len(spans), VAD_CONTEXT)
     out = np.zeros((len(spans), steps), np.float32)
     with _threads(_vad_threads(len(spans))), torch.inference_mode():
         for step in range(steps):
-            frame = torch.from_numpy(_windows(audio, pos + step * _VAD_FRAME, ends))
+            frame = torch.from_numpy(_windows(audio, pos + step * VAD_FRAME, ends))
             prob, state = net(torch.cat([context, frame], dim=1), state)
-            context = frame[:, -_VAD_CONTEXT:]
+            context = frame[:, -VAD_CONTEXT:]
             out[:, step] = prob[:, 0].numpy()
-    return [row[: -(-(b - a) // _VAD_FRAME)] for row, (a, b) in zip(out, spans)]
+    return [row[: -(-(b - a) // VAD_FRAME)] for row, (a, b) in zip(out, spans)]
 
 
 def _windows(audio: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """One 512-sample window per row from `starts`, zero past each row's end."""
-    at = starts[:, None] + np.arange(_VAD_FRAME)
+    at = starts[:, None] + np.arange(VAD_FRAME)
     return np.where(at < ends[:, None], audio[np.minimum(at, len(audio) - 1)], 0.0).astype(np.float32)
 
 
 def _listen(net, audio: np.ndarray, spans: list[tuple[int, int]]) -> list[bool]:
     import torch
 
-    need = max(1, round(_SPEECH_NEEDED_S * SAMPLE_RATE / _VAD_FRAME))
+    need = max(1, round(_SPEECH_NEEDED_S * SAMPLE_RATE / VAD_FRAME))
     pos = np.array([a for a, _ in spans], np.int64)
     ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
     run = np.zeros(len(spans), np.int64)  # consecutive speech windows, silero's hysteresis: in at 0.5, out at 0.35
     heard = np.zeros(len(spans), bool)
     live = np.arange(len(spans))  # the spans still being listened to
     state = torch.zeros(2, len(live), 128)
-    context = torch.zeros(len(live), _VAD_CONTEXT)
+    context = torch.zeros(len(live), VAD_CONTEXT)
     while len(live):
         frame = torch.from_numpy(_windows(audio, pos[live], ends[live]))
         prob, state = net(torch.cat([context, frame], dim=1), state)
-        context = frame[:, -_VAD_CONTEXT:]
+        context = frame[:, -VAD_CONTEXT:]
         p = prob[:, 0].numpy()
         speaking = (p > _SPEECH_PROB) | ((run[live] > 0) & (p > _PAUSE_PROB))
         run[live] = np.where(speaking, run[live] + 1, 0)
         heard[live] |= run[live] >= need
-        pos[live] += _VAD_FRAME
+        pos[live] += VAD_FRAME
         keep = np.flatnonzero(~heard[live] & (pos[live] < ends[live]))
         if len(keep) < len(live):
             live = live[keep]

@@ -13,7 +13,7 @@ import bisect
 import logging
 import threading
 
-from .types import Progress, no_progress
+from core.types import Progress, no_progress
 
 log = logging.getLogger("core")
 
@@ -37,6 +37,10 @@ class GroupCommit:
     A caller queues its items, then waits for the engine; the caller that gets it takes the whole queue (its own
     items and any that arrived meanwhile), runs it once and hands every caller its slice. One caller alone costs
     one lock round trip.
+
+    What merging achieves is public, for metrics and tests: `pending()` is the number of callers queued for the next
+    run, and `runs` / `items_run` count the calls of `run` so far and the items they carried (their ratio is the mean
+    merged batch).
     """
 
     def __init__(self, run) -> None:
@@ -44,6 +48,13 @@ class GroupCommit:
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._engine = threading.Lock()
+        self.runs = 0
+        self.items_run = 0
+
+    def pending(self) -> int:
+        """How many callers have items queued, waiting for the model's next run."""
+        with self._queue_lock:
+            return len(self._queue)
 
     def submit(self, items: list, progress: Progress = no_progress, on_result=None) -> list:
         """`run(items, ...)`'s results for these items; `progress` is passed on when the call runs alone, and
@@ -80,6 +91,7 @@ class GroupCommit:
                     log.exception("a result listener failed")
 
         listening = any(t.on_result is not None for t in batch)
+        self.runs, self.items_run = self.runs + 1, self.items_run + len(flat)  # under the engine lock
         try:
             results = self._run(flat, progress, on_result if listening else _no_result)
         except BaseException as e:  # every caller in the batch sees the failure

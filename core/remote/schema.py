@@ -2,25 +2,26 @@
 
 Input: exactly one of `audio_url` / `audio_base64` (+ optional `filename`), `language`, `word_timestamps`, `context`,
 `formats`, `chunk_seconds`. Output: the Transcript's JSON (`dataclasses.asdict`) plus the requested formats as strings.
-One table (`FIELDS`) describes every field once; validation, defaults and the README table come from it.
+One table (`FIELDS`) describes every field once (the JSON types, defaults and the README table come from it); the
+options' values are checked by `TranscribeOptions`, as for every other front end. The progress messages the worker
+sends and the client reads are defined here too, both directions side by side.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError
-from .languages import normalize_language
-from .types import TranscribeOptions, Transcript
+from core.errors import InputError
+from core.fetch.url_guard import MAX_URL_CHARS
+from core.options import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, TranscribeOptions
+from core.output.writers import FORMATS, to_string, transcript_from_dict, transcript_to_dict
+from core.types import MAX_ALIGN_SECONDS, Transcript
 
 # RunPod's documented request limits: 10 MB for /run, 20 MB for /runsync (the whole JSON body).
 RUN_PAYLOAD_LIMIT = 10 * 1000 * 1000
 RUNSYNC_PAYLOAD_LIMIT = 20 * 1000 * 1000
-TEXT_FORMATS = ("srt", "vtt", "txt")
-MAX_CONTEXT_CHARS = 4000
-MAX_URL_CHARS = 4096
-CHUNK_SECONDS_RANGE = (5.0, 180.0)
+TEXT_FORMATS = tuple(f for f in FORMATS if f != "json")  # the JSON is the answer itself
 
 
 @dataclass(frozen=True)
@@ -38,32 +39,32 @@ FIELDS: dict[str, Field] = {
     "word_timestamps": Field(bool, True, "align words with Qwen3-ForcedAligner (11 languages)"),
     "context": Field(str, "", f"names and terms to help recognition (at most {MAX_CONTEXT_CHARS} characters)"),
     "formats": Field(list, (), "subtitle/text renderings to return as strings: any of srt, vtt, txt"),
-    "chunk_seconds": Field((int, float), None, "target chunk length in seconds, 5 to 180 (default: server setting)"),
+    "chunk_seconds": Field((int, float), None, f"target chunk length in seconds, {CHUNK_SECONDS_RANGE[0]:g} to "
+                                               f"{MAX_ALIGN_SECONDS:g} (default: server setting)"),
 }
 
 
 @dataclass(frozen=True)
 class JobInput:
+    """A validated job: where the audio comes from, which renderings to return, and the checked options."""
+
     audio_url: str | None = None
     audio_base64: str | None = None
     filename: str | None = None
-    language: str | None = None  # normalised model name, None = detect
-    word_timestamps: bool = True
-    context: str = ""
     formats: tuple[str, ...] = ()
-    chunk_seconds: float | None = None
-
-    def options(self) -> TranscribeOptions:
-        return TranscribeOptions(language=self.language, context=self.context,
-                                 word_timestamps=self.word_timestamps, chunk_seconds=self.chunk_seconds)
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)
 
     def to_payload(self) -> dict:
         """The `input` object of a RunPod request; defaults left out."""
-        out = {k: v for k, v in asdict(self).items() if v is not None and v != FIELDS[k].default and v != ()}
-        if "formats" in out:
-            out["formats"] = list(out["formats"])
-        if self.language is None:
-            out.pop("language", None)
+        out: dict[str, Any] = {k: v for k, v in (("audio_url", self.audio_url), ("audio_base64", self.audio_base64),
+                                                 ("filename", self.filename)) if v is not None}
+        if self.formats:
+            out["formats"] = list(self.formats)
+        o = self.options
+        for name in ("language", "context", "word_timestamps", "chunk_seconds"):
+            value = getattr(o, name)
+            if value is not None and value != FIELDS[name].default:
+                out[name] = value
         return out
 
 
@@ -101,33 +102,21 @@ def parse_job_input(raw: Any) -> JobInput:
         raise InputError("'audio_base64' is larger than RunPod's 20 MB request limit; upload the file somewhere "
                          "and pass its address as 'audio_url' instead")
 
-    context = values.get("context", "")
-    if len(context) > MAX_CONTEXT_CHARS:
-        raise InputError(f"'context' is longer than {MAX_CONTEXT_CHARS} characters")
-
     formats = values.get("formats", [])
     bad = [f for f in formats if not isinstance(f, str) or f.lower() not in TEXT_FORMATS]
     if bad:
         raise InputError(f"unknown format(s) {bad!r:.100}; 'formats' takes any of {', '.join(TEXT_FORMATS)}")
     formats = tuple(dict.fromkeys(f.lower() for f in formats))
 
-    chunk = values.get("chunk_seconds")
-    if chunk is not None:
-        lo, hi = CHUNK_SECONDS_RANGE
-        if not (math.isfinite(chunk) and lo <= chunk <= hi):
-            raise InputError(f"'chunk_seconds' must be between {lo:g} and {hi:g}")
-        chunk = float(chunk)
-
-    return JobInput(audio_url=url, audio_base64=b64, filename=values.get("filename"),
-                    language=normalize_language(values.get("language", "auto")),
-                    word_timestamps=values.get("word_timestamps", True), context=context,
-                    formats=formats, chunk_seconds=chunk)
+    options = TranscribeOptions(language=values.get("language"), context=values.get("context", ""),
+                                word_timestamps=values.get("word_timestamps", True),
+                                chunk_seconds=values.get("chunk_seconds"))
+    return JobInput(audio_url=url, audio_base64=b64, filename=values.get("filename"), formats=formats,
+                    options=options)
 
 
 def job_output(transcript: Transcript, formats: tuple[str, ...] = ()) -> dict:
     """The worker's answer: the transcript JSON plus each requested rendering as a string."""
-    from .writers import to_string, transcript_to_dict
-
     out = transcript_to_dict(transcript)
     for fmt in formats:
         out[fmt] = to_string(transcript, fmt)
@@ -136,8 +125,32 @@ def job_output(transcript: Transcript, formats: tuple[str, ...] = ()) -> dict:
 
 def transcript_from_output(output: Any) -> Transcript:
     """Rebuild the Transcript from a worker's output (the remote client's side); malformed -> InputError."""
-    from .writers import transcript_from_dict
-
     if not isinstance(output, dict):
         raise InputError("the endpoint returned something that is not a transcript")
     return transcript_from_dict({k: v for k, v in output.items() if k not in TEXT_FORMATS})
+
+
+# Progress travels as the IN_PROGRESS status's `output`: "<stage> <done>[/<total>]", downloads in MB.
+_PROGRESS_TEXT = re.compile(r"^\s*([A-Za-z_]+)(?:\s+(\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?)?\s*$")
+
+
+def format_progress(stage: str, done: float, total: float | None) -> str:
+    """The worker's side: 'transcribe 3/12', 'decode 1/1'; downloads in MB ('download 4.2/31.5', or 'download 4.2'
+    of unknown size)."""
+    if stage == "download":
+        done, total = done / 1e6, None if total is None else total / 1e6
+        return f"download {done:.1f}" + ("" if total is None else f"/{total:.1f}")
+    return f"{stage} {done:g}" + ("" if total is None else f"/{total:g}")
+
+
+def parse_progress(value) -> tuple[str, float, float | None] | None:
+    """The client's side: a progress message as (stage, done, total), downloads back in bytes. Anything else is
+    None: progress never fails a job."""
+    m = _PROGRESS_TEXT.match(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    stage, done, total = m.groups()
+    stage, done, total = stage.lower(), float(done or 0), None if total is None else float(total)
+    if stage == "download":  # the worker counts megabytes; progress callbacks count bytes
+        done, total = done * 1e6, None if total is None else total * 1e6
+    return stage, done, total

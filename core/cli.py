@@ -1,0 +1,127 @@
+"""Command line: `qwen3-asr INPUT [INPUT ...] [--language L] [--format json,srt] [--output-dir DIR]`.
+
+Each input is a local file, an http(s) audio URL or a page URL. Models load once; one failing input does not stop
+the others (the exit status is 1 if any failed).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core.errors import CoreError, JobCancelled
+from core.options import TranscribeOptions
+from core.output.writers import FORMATS as FORMAT_CHOICES
+
+
+class StageBars:
+    """One tqdm bar per stage, on stderr, so stdout stays clean for scripts."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: float, total: float | None) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            unit, scale = ("B", True) if stage == "download" else ("it", False)
+            self.bar = tqdm(total=total, desc=f"{stage:>10}", unit=unit, unit_scale=scale, leave=False,
+                            file=sys.stderr)
+            self.stage = stage
+        if total is not None and self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.stage = None
+
+
+def parse_formats(value: str) -> list[str]:
+    if value.strip() == "all":
+        return list(FORMAT_CHOICES)
+    formats = [f.strip().lower() for f in value.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMAT_CHOICES]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"formats are a comma list of {', '.join(FORMAT_CHOICES)} or 'all'")
+    return formats
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qwen3-asr", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio/video file, audio URL or page URL")
+    p.add_argument("--language", default="auto", help="'auto', a language name or an ISO 639-1 code")
+    p.add_argument("--context", default="", help="names and terms that help recognition")
+    p.add_argument("--format", dest="formats", type=parse_formats, default="json,srt,vtt,txt",
+                   help="comma list of json, srt, vtt, txt, or 'all'")
+    p.add_argument("--output-dir", "-o", type=Path, default=Path("."), help="where <stem>.<ext> files go")
+    p.add_argument("--no-word-timestamps", action="store_true", help="skip the forced aligner")
+    p.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default: CHUNK_TARGET_S)")
+    p.add_argument("--backend", choices=("auto", "vllm", "transformers", "runpod"), default=None,
+                   help="override ASR_BACKEND")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def stem_for(source: str) -> str:
+    """Output file stem: the file name without extension, or the last URL path part."""
+    name = source.rstrip("/").split("?")[0].split("#")[0].rsplit("/", 1)[-1]
+    stem = Path(name).stem if name else ""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem).strip("._")
+    return safe or "transcript"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if isinstance(args.formats, str):
+        args.formats = parse_formats(args.formats)
+
+    from core.config import config_from_env
+    from core.output.writers import write_files
+    from core.pipeline import make_pipeline
+
+    try:
+        overrides = {"asr_backend": args.backend} if args.backend else {}
+        config = config_from_env(**overrides)
+        options = TranscribeOptions(language=args.language, context=args.context,
+                                    word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds)
+    except CoreError as e:
+        parser.error(str(e))
+    try:
+        pipeline = make_pipeline(config)
+    except CoreError as e:
+        print(f"error: cannot start: {e}", file=sys.stderr)
+        return 2
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for source in args.inputs:
+        bars = StageBars(not args.quiet)
+        try:
+            transcript = pipeline.transcribe(source, options, bars)
+            bars.close()
+            paths = write_files(transcript, args.output_dir, stem_for(source), args.formats)
+            for w in transcript.warnings:
+                print(f"warning: {source}: {w}", file=sys.stderr)
+            print("\n".join(str(p) for p in paths))
+        except (CoreError, JobCancelled) as e:
+            bars.close()
+            failed += 1
+            print(f"error: {source}: {e}", file=sys.stderr)
+    pipeline.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

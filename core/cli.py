@@ -1,4 +1,4 @@
-"""Command line: `qwen3-asr INPUT [INPUT ...] [--language L] [--format json,srt] [--output-dir DIR]`.
+"""Transcribe audio and video files, audio URLs and web pages to JSON, SRT, VTT and TXT with Qwen3-ASR.
 
 Each input is a local file, an http(s) audio URL or a page URL. Models load once; one failing input does not stop
 the others (the exit status is 1 if any failed).
@@ -10,8 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
+from core.config import BACKENDS, Config
 from core.errors import CoreError, JobCancelled
-from core.options import TranscribeOptions
+from core.options import CHUNK_SECONDS_RANGE, TranscribeOptions
 from core.output.writers import FORMATS as FORMAT_CHOICES
 
 
@@ -57,8 +58,7 @@ def parse_formats(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qwen3-asr", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="qwen3-asr", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio/video file, audio URL or page URL")
     p.add_argument("--language", default="auto", help="'auto', a language name or an ISO 639-1 code")
     p.add_argument("--context", default="", help="names and terms that help recognition")
@@ -66,11 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of json, srt, vtt, txt, or 'all'")
     p.add_argument("--output-dir", "-o", type=Path, default=Path("."), help="where <stem>.<ext> files go")
     p.add_argument("--no-word-timestamps", action="store_true", help="skip the forced aligner")
-    p.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default: CHUNK_TARGET_S)")
-    p.add_argument("--backend", choices=("auto", "vllm", "transformers", "runpod"), default=None,
-                   help="override ASR_BACKEND")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    lo, hi = CHUNK_SECONDS_RANGE
+    p.add_argument("--chunk-seconds", type=float, default=None,
+                   help=f"target chunk length, {lo:g} to {hi:g} s (default: CHUNK_TARGET_S, "
+                        f"{Config.chunk_target_s:g} unless set)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help=f"where the models run (default: ASR_BACKEND, {Config.asr_backend} unless set)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, also not while models load")
     return p
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown in --help, except where there is none to show (the help text says what decides)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == "":
+            return action.help
+        return super()._get_help_string(action)
 
 
 def stem_for(source: str) -> str:
@@ -99,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                                     word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds)
     except CoreError as e:
         parser.error(str(e))
+    if args.quiet and config.asr_backend != "runpod":  # the models' loading bars too
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     try:
         pipeline = make_pipeline(config)
     except CoreError as e:

@@ -17,6 +17,7 @@ from core.types import MAX_ALIGN_SECONDS
 BACKENDS = ("auto", "vllm", "transformers", "runpod")
 APP_MODES = ("webui", "runpod")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RUNPOD_LOG_LEVELS = ("NOTSET", "TRACE", "DEBUG", "INFO", "WARN", "ERROR")  # the SDK's own names
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class Config:
     # Web app.
     app_mode: str = "webui"  # webui | runpod (default runpod inside a RunPod serverless worker, see below)
     port: int = 7860
+    # Interface the web app listens on (also GRADIO_SERVER_NAME, which the image and Hugging Face Spaces set to
+    # 0.0.0.0): loopback unless told, since the page has no login unless APP_AUTH is set.
+    server_name: str = "127.0.0.1"
+    app_auth: str = field(default="", repr=False)  # "user:password": HTTP login for the page and its API
     app_concurrency: int = 1
     app_queue_size: int = 16
     max_upload_mb: int = 1024
@@ -72,6 +77,8 @@ class Config:
     runpod_endpoint_url: str = ""
     runpod_api_key: str = field(default="", repr=False)
     runpod_timeout_s: float = 3600.0
+    # The RunPod SDK's own log level. Its default, DEBUG, prints every job's input (a whole base64 file) and output.
+    runpod_log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.asr_backend not in BACKENDS:
@@ -84,8 +91,13 @@ class Config:
             raise InputError(f"need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= {MAX_ALIGN_SECONDS:g} (the aligner's limit)")
         if self.app_mode not in APP_MODES:
             raise InputError(f"APP_MODE must be webui or runpod, not {self.app_mode!r}")
+        if self.app_auth and (":" not in self.app_auth or not all(self.app_auth.split(":", 1))):
+            raise InputError("APP_AUTH must be user:password, both non-empty")
         if self.log_level.upper() not in LOG_LEVELS:
             raise InputError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.runpod_log_level.upper() not in RUNPOD_LOG_LEVELS:
+            raise InputError(f"RUNPOD_LOG_LEVEL must be one of {', '.join(RUNPOD_LOG_LEVELS)}, not "
+                             f"{self.runpod_log_level!r}")
 
 
 def _parse(name: str, kind: type, raw: str):
@@ -115,6 +127,8 @@ def config_from_env(env: Mapping[str, str] | None = None, **overrides) -> Config
         values["app_mode"] = "runpod"  # RunPod serverless sets this: the image must not start the web app there
     if "port" not in values and "GRADIO_SERVER_PORT" in env:
         values["port"] = _parse("GRADIO_SERVER_PORT", int, env["GRADIO_SERVER_PORT"])
+    if "server_name" not in values and env.get("GRADIO_SERVER_NAME"):
+        values["server_name"] = env["GRADIO_SERVER_NAME"]
     values.update(overrides)
     return Config(**values)
 

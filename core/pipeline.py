@@ -76,12 +76,15 @@ class Pipeline:
         `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it); once
         `cancel` is set, the next progress report raises `JobCancelled` (a model call stops between its batches).
         """
+        t0 = time.perf_counter()
         options = as_options(options)  # before any download
         progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:
             on_audio(samples)
-        return self.transcribe_audio(samples, options, progress, timings=timings)
+        transcript = self.transcribe_audio(samples, options, progress, timings=timings)
+        transcript.timings["total"] = round(time.perf_counter() - t0, 4)
+        return transcript
 
     def load_audio(self, source, progress: Progress | None = None, *, filename: str | None = None,
                    allow_local: bool = True):
@@ -147,7 +150,7 @@ class Pipeline:
             progress("merge", 1, 1)
         transcript.warnings = warnings + transcript.warnings
         if not transcript.text.strip():
-            transcript.warnings.append("no speech detected")
+            transcript.warnings.append("no speech detected: the transcript, subtitles and text file are empty")
         transcript.timings = dict(timer.timings)
         return transcript
 

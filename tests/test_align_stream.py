@@ -144,3 +144,18 @@ def test_batch_features_equal_the_extractor_clip_by_clip(tiny_asr_dir):
         assert int(mask[i].sum()) == n and tokens[i] == audio_token_count(n)
         assert np.array_equal(feats[i, :, :n].numpy(), ref["input_features"][0][:, :n])
         assert not feats[i, :, n:].any()
+
+
+def test_alignment_progress_moves_batch_by_batch(tiny_config, tiny_asr, podcast):
+    """Issue 15: the bar sat at "align 0/N" for the whole stage, then jumped to N/N."""
+    from core.align.aligner import Aligner
+
+    config = replace(tiny_config, align_batch_size=2)
+    pipe = Pipeline(config, asr=tiny_asr, aligner=Aligner(config))
+    reports = []
+    pipe.transcribe(str(podcast.path), OPTIONS, lambda stage, done, total: reports.append((stage, done, total)))
+    counts = [(done, total) for stage, done, total in reports if stage == "align"]
+    total = counts[-1][1]
+    assert total >= 5 and counts[-1] == (total, total)
+    between = sorted({done for done, _ in counts if 0 < done < total})
+    assert len(between) >= 2, counts  # several batches of two, each reported as it finished

@@ -53,7 +53,7 @@ def test_every_field_is_settable_from_the_environment():
     samples = {bool: ("1", True), int: ("7", 7), float: ("7.5", 7.5), str: ("x", "x")}
     for f in dataclasses.fields(Config):
         if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s", "vllm_audio_features", "app_mode",
-                      "log_level"):
+                      "log_level", "app_auth", "runpod_log_level"):
             continue  # constrained values, covered above and below
         raw, expected = samples[type(f.default)]
         assert getattr(config_from_env({f.name.upper(): raw}), f.name) == expected, f.name
@@ -78,3 +78,14 @@ def test_app_mode_log_level_and_zerogpu_are_read_once_here():
         config_from_env({"APP_MODE": "gradio"})
     with pytest.raises(InputError, match="LOG_LEVEL"):
         config_from_env({"LOG_LEVEL": "loud"})
+
+
+def test_server_name_and_login():
+    assert config_from_env({}).server_name == "127.0.0.1"
+    assert config_from_env({"GRADIO_SERVER_NAME": "0.0.0.0"}).server_name == "0.0.0.0"
+    assert config_from_env({"GRADIO_SERVER_NAME": "0.0.0.0", "SERVER_NAME": "::1"}).server_name == "::1"
+    cfg = config_from_env({"APP_AUTH": "ann:s3cret-pass"})
+    assert cfg.app_auth == "ann:s3cret-pass" and "s3cret-pass" not in repr(cfg)
+    for bad in ("ann", "ann:", ":pw"):
+        with pytest.raises(InputError, match="APP_AUTH must be user:password"):
+            config_from_env({"APP_AUTH": bad})

@@ -132,7 +132,7 @@ def test_silence_gives_an_empty_transcript_and_a_warning(tmp_path, pipeline):
     path = write_audio(tmp_path / "quiet.wav", silence(40.0))
     tr = pipeline.transcribe(str(path))
     assert tr.text == "" and tr.segments == []
-    assert "no speech detected" in tr.warnings
+    assert any(w.startswith("no speech detected") for w in tr.warnings)
     assert abs(tr.duration - 40.0) < 0.05
 
 

@@ -14,6 +14,7 @@ import logging
 import socket
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -300,3 +301,23 @@ def test_progress_reaches_runpods_job_done_url(pipeline, media, speech):
     assert {"download", "decode", "chunk", "transcribe", "merge"} <= set(stages)
     assert all(p[1]["status"] == "IN_PROGRESS" for p in posted)
     assert all("isStream=false" in p[0] for p in posted)
+
+
+def test_progress_messages_are_the_ones_the_readme_lists(pipeline, media):
+    """Issue 15: the README listed `decode 1/1` and no `chunk`, while the worker sent `decode 0/1` and `chunk 1/1`."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    bullet = readme.split("- `GET /status/<id>` answers", 1)[1].split("\n- ", 1)[0]
+    documented = re.findall(r"`([a-z]+) \d", bullet)
+    sent = []
+    w = Worker(pipeline, send_progress=lambda job, msg: sent.append(msg), progress_interval_s=0)
+    try:
+        out = w.run(job(audio_url=media.url("/speech.wav")))
+    finally:
+        w.close()
+    assert "error" not in out, out
+    stages = list(dict.fromkeys(m.split()[0] for m in sent))
+    assert stages == list(dict.fromkeys(documented)), (stages, documented)
+    for message in re.findall(r"`((?:decode|chunk|merge) \d+/\d+)`", bullet):
+        assert message in sent, (message, sent)

@@ -8,7 +8,7 @@ chunk once the ASR is done. Overlap measured slower with vLLM (bench/RESULTS.md,
 together, so the background aligner only competed with the hand-over for the CPU.
 
 Progress is reported only from `finish` (the caller's thread), so the job's progress bar moves through
-"transcribe" and then "align" as before.
+"transcribe" and then "align"; the count moves after each aligner batch (a batch's chunks are done together).
 """
 from __future__ import annotations
 
@@ -95,12 +95,19 @@ class AlignStream:
     def _align(self, todo: list[tuple[Chunk, ChunkText]]) -> None:
         reqs = [AlignRequest(self.samples[c.start:c.end], t.text, t.language) for c, t in todo]
         t0 = time.perf_counter()
-        results = self.aligner.align(reqs)
+        before = self._done
+
+        def batch_done(stage: str, done: float, total: float | None) -> None:  # the aligner, after each batch
+            with self._cv:
+                self._done = before + int(done)
+                self._cv.notify_all()
+
+        results = self.aligner.align(reqs, batch_done)
         with self._cv:
             self.busy_s += time.perf_counter() - t0
             for (chunk, _), words in zip(todo, results):
                 if words is None:
                     self.failed += 1
                 self.words[chunk.index] = words
-            self._done += len(todo)
+            self._done = before + len(todo)
             self._cv.notify_all()

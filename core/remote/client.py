@@ -151,6 +151,7 @@ class RemotePipeline:
         finally:
             if player is not None:
                 player.finish(wait=done)
+        timings["total"] = round(time.perf_counter() - t0, 4)
         transcript.timings = {**timings, **{f"worker_{k}": v for k, v in transcript.timings.items()}}
         return transcript
 

@@ -2,6 +2,7 @@
 
 APP_MODE=webui (the default) loads the models once (or connects to a RunPod endpoint with ASR_BACKEND=runpod) and
 serves the web app on 0.0.0.0:PORT (7860; GRADIO_SERVER_PORT also works). APP_MODE=runpod runs the RunPod worker.
+Both stop on SIGTERM (a container's stop) as on Ctrl-C, decode worker processes included.
 """
 from __future__ import annotations
 
@@ -30,18 +31,25 @@ def main() -> None:
     from webui.zerogpu import ZeroGpuPipeline, zerogpu_module
 
     spaces = zerogpu_module(config)  # on a ZeroGPU Space this must be imported before torch touches CUDA
-    from core.pipeline import make_pipeline
+    from core.pipeline import interrupt_on_sigterm, make_pipeline
     from webui import build_demo, launch
 
+    interrupt_on_sigterm()  # a container's stop (SIGTERM) then ends in the `finally` below, as Ctrl-C does
     try:
         pipeline = make_pipeline(config)
     except CoreError as e:
         sys.exit(f"cannot start: {e}")
-    pipeline.warm_up()  # local models: the decode processes start now, not in the first job
-    if spaces is not None and config.asr_backend != "runpod":
-        pipeline = ZeroGpuPipeline(pipeline, spaces)
-    logging.getLogger("webui").info("ready: %s", pipeline.describe())
-    launch(build_demo(pipeline, config), config)
+    try:
+        pipeline.warm_up()  # local models: the decode processes start now, not in the first job
+        served = pipeline
+        if spaces is not None and config.asr_backend != "runpod":
+            served = ZeroGpuPipeline(pipeline, spaces)
+        logging.getLogger("webui").info("ready: %s", served.describe())
+        launch(build_demo(served, config), config)  # returns once the server has stopped
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Gradio's own wait for them began
+        logging.getLogger("webui").info("stopped")
+    finally:
+        pipeline.close()  # stops the decode worker processes
 
 
 if __name__ == "__main__":

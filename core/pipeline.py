@@ -6,6 +6,7 @@ options and returns a `Transcript`. Front ends (CLI, web app, RunPod worker) are
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -197,4 +198,22 @@ def make_pipeline(config: Config | None = None) -> Transcriber:
     return Pipeline(config)
 
 
-__all__ = ["Pipeline", "cancellable", "make_pipeline"]
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop a front end as Ctrl-C does, for its main thread to call first: KeyboardInterrupt there
+    (after the handler that was set before, if that was a Python one), so servers shut down as on SIGINT and the
+    front end's `finally: pipeline.close()` stops the decode workers. Containers are stopped with SIGTERM, whose
+    default kills the process at once. A server that handles SIGTERM itself while it runs keeps doing so (the RunPod
+    SDK's job loop; uvicorn, which then puts this handler back and raises the signal again once it has stopped)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        return
+
+    def on_sigterm(signum, frame) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+__all__ = ["Pipeline", "cancellable", "interrupt_on_sigterm", "make_pipeline"]

@@ -19,16 +19,22 @@ def main() -> None:
 
     from core.config import get_config
     from core.errors import CoreError, InputError
-    from core.pipeline import Pipeline
+    from core.pipeline import Pipeline, interrupt_on_sigterm
 
     from .handler import Worker
 
     t0 = time.perf_counter()
+    interrupt_on_sigterm()  # a container's stop (SIGTERM) then ends in the `finally` below
     try:
         config = get_config()
         if not logging.getLogger().handlers:
             logging.basicConfig(level=config.log_level.upper(),
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # The SDK's logger defaults to DEBUG, which prints every job's input (a whole base64 file); its own
+        # --rp_log_level flag still wins, since the SDK applies it later.
+        from runpod.serverless.modules.rp_logger import RunPodLogger
+
+        RunPodLogger().set_level(config.runpod_log_level.upper())
         if config.asr_backend == "runpod":
             raise InputError("ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint; "
                              "set ASR_BACKEND to auto, vllm or transformers in the worker's environment")
@@ -40,7 +46,12 @@ def main() -> None:
         sys.exit(1)
     log.info("models ready in %.1f s: %s; up to %d job(s) at once", time.perf_counter() - t0,
              worker.pipeline.describe(), worker.concurrency)
-    runpod.serverless.start({"handler": worker.handle, "concurrency_modifier": worker.concurrency_modifier})
+    try:  # the SDK's job loop handles SIGTERM itself and returns; its local API (uvicorn) re-raises it when done
+        runpod.serverless.start({"handler": worker.handle, "concurrency_modifier": worker.concurrency_modifier})
+    except KeyboardInterrupt:
+        log.info("stopped")
+    finally:
+        pipeline.close()  # stops the decode worker processes
 
 
 __all__ = ["main"]

@@ -157,3 +157,19 @@ def test_worker_refuses_the_runpod_backend(tmp_path, own_tempdir):
     assert r.returncode == 1
     assert "ASR_BACKEND=runpod would make the worker send its jobs to a RunPod endpoint" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_base64_job_from_test_input_json_is_not_echoed(tmp_path, tiny_asr_dir, tiny_aligner_dir, speech,
+                                                        own_tempdir):
+    """Issue 15: the documented way to run a real file locally (./test_input.json, since its base64 does not fit on
+    a command line), and the job's input stays out of the worker's output."""
+    import base64
+
+    b64 = base64.b64encode(speech[0]).decode()
+    (tmp_path / "test_input.json").write_text(json.dumps({"input": {"audio_base64": b64, "filename": "s.wav"}}))
+    env = worker_env(own_tempdir.parent, tiny_asr_dir, tiny_aligner_dir)
+    r = subprocess.run([sys.executable, "-m", "runpod_worker"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Job result:" in r.stdout and "'segments':" in r.stdout
+    assert b64[100:160] not in r.stdout + r.stderr

@@ -1,7 +1,8 @@
 """Entry point for every deployment: `python app.py` (also a Hugging Face Space's `app_file`).
 
 APP_MODE=webui (the default) loads the models once (or connects to a RunPod endpoint with ASR_BACKEND=runpod) and
-serves the web app on 0.0.0.0:PORT (7860; GRADIO_SERVER_PORT also works). APP_MODE=runpod runs the RunPod worker.
+serves the web app on SERVER_NAME:PORT (127.0.0.1:7860 unless GRADIO_SERVER_NAME/PORT say otherwise; APP_AUTH adds a
+login). APP_MODE=runpod runs the RunPod worker.
 Both stop on SIGTERM (a container's stop) as on Ctrl-C, decode worker processes included.
 """
 from __future__ import annotations

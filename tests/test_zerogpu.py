@@ -16,7 +16,7 @@ def test_split_job_equals_the_plain_pipeline(tmp_path, tiny_config, tiny_asr, ti
     want = plain.transcribe(str(pod.path))
     assert got.segments == want.segments and got.text == want.text and got.text
     assert len(heard) == 1 and len(heard[0]) == int(round(pod.duration * 16000))
-    assert {"fetch", "decode", "transcribe", "merge"} <= set(got.timings)
+    assert {"fetch", "decode", "transcribe", "merge", "total"} <= set(got.timings)
     assert stages.index("decode") < stages.index("transcribe")
     assert "ZeroGPU" in zero.describe()
 

@@ -1,6 +1,6 @@
 """The web app on loopback for tests and the README screenshot: one tiny-model pipeline per process, a real server.
 
-`serve(config)` builds the page over a pipeline and serves it on 127.0.0.1 at a free port; `browser(p)` starts
+`serve(config)` builds the page over a pipeline and serves it at a free port (reached on 127.0.0.1); `browser(p)` starts
 Debian's chromium through Playwright (Playwright's own browser download does not work here).
 """
 from __future__ import annotations
@@ -45,10 +45,12 @@ def tiny_pipeline(config: Config):
 
 
 @contextlib.contextmanager
-def serve(config: Config, pipeline=None):
+def serve(config: Config, pipeline=None, **launch_kwargs):
     """Yield the base URL of the app served on loopback; on exit the server stops and its file cache is removed.
 
-    Gradio's cache (uploads, results) goes to a fresh GRADIO_TEMP_DIR, so the tests can see what is in it.
+    The interface is the config's (`server_name`, loopback unless a test asks otherwise) and `launch_kwargs` go to
+    `webui.launch`. Gradio's cache (uploads, results) goes to a fresh GRADIO_TEMP_DIR, so the tests can see what is
+    in it.
     """
     from webui import build_demo, launch
 
@@ -58,7 +60,7 @@ def serve(config: Config, pipeline=None):
     demo = build_demo(pipeline or tiny_pipeline(config), config)
     port = free_port()
     try:
-        launch(demo, config, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        launch(demo, config, server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
@@ -77,13 +79,18 @@ def wait_for_player(page, timeout_ms: int = 90_000) -> None:
     page.wait_for_selector("#transcript-player .tp[data-state=ready] .tp-seg", timeout=timeout_ms)
 
 
-def upload_and_transcribe(page, path: Path, timeout_ms: int = 90_000) -> None:
+def upload(page, path: Path, timeout_ms: int = 90_000) -> None:
     page.wait_for_selector("#transcript-player .tp", timeout=timeout_ms)
     page.locator("#upload-file input[type=file]").set_input_files(str(path))
     # The upload is done when the component links to the server's copy.
     page.locator(f'#upload-file a[download="{Path(path).name}"]').wait_for(timeout=timeout_ms)
+
+
+def upload_and_transcribe(page, path: Path, timeout_ms: int = 90_000) -> None:
+    upload(page, path, timeout_ms)
     page.get_by_role("button", name="Transcribe").click()
     wait_for_player(page, timeout_ms)
 
 
-__all__ = ["app_config", "browser", "free_port", "serve", "tiny_pipeline", "upload_and_transcribe"]
+__all__ = ["app_config", "browser", "free_port", "serve", "tiny_pipeline", "upload", "upload_and_transcribe",
+           "wait_for_player"]

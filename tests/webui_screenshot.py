@@ -1,6 +1,6 @@
 """Make docs/screenshot.png: the real page in Chromium, with a realistic transcript loaded and playing.
 
-    python tests/webui_screenshot.py [docs/screenshot.png [light|dark]]
+    python tests/webui_screenshot.py [docs/screenshot.png [light|dark [WIDTHxHEIGHT]]]   (default 1360x1000)
 
 The speech is espeak-ng reading SCRIPT (two voices, host and guest); the transcript is SCRIPT with each line's true
 time span, its words spread over the span by length. A stand-in pipeline serves it, so no model weights are needed;
@@ -77,7 +77,8 @@ class ScriptedPipeline:
     def describe(self) -> str:
         return DESCRIBE
 
-    def transcribe(self, source, options=None, progress=None, *, filename=None, allow_local=True, on_audio=None):
+    def transcribe(self, source, options=None, progress=None, *, filename=None, allow_local=True, on_audio=None,
+                   cancel=None):
         samples = decode_audio(source)
         if on_audio:
             on_audio(samples)
@@ -86,7 +87,7 @@ class ScriptedPipeline:
         return self.transcript
 
 
-def screenshot(out: Path, theme: str = "light") -> None:
+def screenshot(out: Path, theme: str = "light", viewport: tuple[int, int] = (1360, 1000)) -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,10 +95,11 @@ def screenshot(out: Path, theme: str = "light") -> None:
         transcript = episode(audio)
         with serve(app_config(), ScriptedPipeline(transcript)) as url, sync_playwright() as p:
             chromium = browser(p)
-            page = chromium.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1.5)
+            page = chromium.new_page(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1.5)
             page.goto(f"{url}?__theme={theme}")
             page.get_by_label("Context (optional)").fill("River Stories, Elbe")
             upload_and_transcribe(page, audio)
+            page.wait_for_timeout(1000)  # a phone scrolls the player into view
             page.locator("#transcript-player .tp-seg").nth(4).locator(".tp-w").nth(9).click()
             time.sleep(0.9)
             page.evaluate("() => document.querySelector('#transcript-player .tp-audio').pause()")
@@ -109,4 +111,5 @@ def screenshot(out: Path, theme: str = "light") -> None:
 
 if __name__ == "__main__":
     screenshot(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png",
-               sys.argv[2] if len(sys.argv) > 2 else "light")
+               sys.argv[2] if len(sys.argv) > 2 else "light",
+               tuple(int(n) for n in sys.argv[3].split("x")) if len(sys.argv) > 3 else (1360, 1000))

@@ -1,14 +1,14 @@
-"""The Gradio page: inputs on the left, the transcript player on the right, downloads below the inputs.
+"""The Gradio page: inputs on the left, the transcript player (with the downloads) on the right.
 
 `build_demo(pipeline, config)` lays it out and wires the one job event (queued, `config.app_concurrency` at a
-time, so the shared model never runs more jobs than configured); `launch(demo, config)` serves it with the
-limits from the configuration. Errors: a `CoreError` is shown as its own message; anything else is logged here
-and shown as a generic message, and the app keeps serving.
+time, so the shared model never runs more jobs than configured); `launch(demo, config)` serves it on
+`config.server_name`, behind a login when `config.app_auth` is set. Errors: a `CoreError` is shown as its own
+message; anything else is logged here and shown as a generic message, and the app keeps serving. The message
+stays under the button (the pop-up closes by itself) until the next job starts.
 """
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
 import gradio as gr
@@ -16,54 +16,51 @@ import gradio as gr
 from core.config import Config
 from core.errors import CoreError, JobCancelled
 from core.fetch.sources import MEDIA_EXTENSIONS
-from core.languages import LANGUAGES
 from core.options import CHUNK_SECONDS_RANGE
 from core.transcriber import Transcriber
 
 from .handler import SOURCES, JobRunner, make_options, pick_job
 from .inputs import UploadAudio, UploadFile
+from .languages import AUTO, CHOICES, ELEM_ID, ENTER_JS, resolve_language
+from .page import PAGE_CSS, THEME, TITLE, backend_line, failed, summary
 from .player import player_value, transcript_player
 from .progress import StageProgress
 
 log = logging.getLogger("webui")
 
-TITLE = "Qwen3-ASR Transcriber"
-AUTO = "Auto-detect"
 DELETE_CACHE = (1800, 3 * 3600)  # every 30 min, remove uploads and results older than 3 h
 GENERIC_ERROR = ("Something went wrong on the server while transcribing. Please try again; if it keeps failing, "
                  "try another file or format.")
-THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
-PAGE_CSS = """
-#app-header h1 { margin-bottom: 0.15rem; }
-#app-header p { margin-top: 0; font-size: var(--text-lg); }
-#backend p { margin: 0; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
-"""
+CANCELLED = "The job was cancelled."
+LOGIN_MESSAGE = "This transcriber is private: log in to use it."
 
 
 def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
     """The page over `pipeline`: local models, ZeroGPU or a RunPod endpoint, through one interface."""
     running: dict[str, threading.Event] = {}  # session -> its job's cancel switch
+    outcome: dict[str, str] = {}  # session -> why its last job failed, for the message under the button
     lock = threading.Lock()
     inputs_files = ["audio", "video"] + sorted(f".{e}" for e in MEDIA_EXTENSIONS)
 
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nLong audio to a word-timed transcript you can play, search and download.",
                     elem_id="app-header")
-        gr.Markdown(f"Running on {_public(pipeline.describe())}", elem_id="backend")
+        gr.Markdown(backend_line(pipeline.describe()), elem_id="backend")
         active = gr.State("upload")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs():
                     with gr.Tab("Upload", id="upload") as tab_upload:
                         upload = UploadFile(label="Audio or video file", type="filepath", file_types=inputs_files,
-                                         elem_id="upload-file")
+                                            elem_id="upload-file")
                     with gr.Tab("Record", id="record") as tab_record:
                         recording = UploadAudio(label="Microphone", sources=["microphone"], type="filepath")
                     with gr.Tab("Link", id="link") as tab_link:
                         url = gr.Textbox(label="Link", max_lines=1,
                                          placeholder="https://… an audio file, a YouTube video or a podcast page")
-                language = gr.Dropdown([AUTO] + sorted(LANGUAGES), value=AUTO, label="Language",
-                                       allow_custom_value=True, info="Auto-detect, or pick the spoken language")
+                language = gr.Dropdown(CHOICES, value=AUTO, label="Language", allow_custom_value=True,
+                                       elem_id=ELEM_ID,
+                                       info="Auto-detect, or type a language or its code (es, de, ja…)")
                 context = gr.Textbox(label="Context (optional)", lines=2,
                                      placeholder="Names, places and terms that appear in the audio")
                 with gr.Accordion("Advanced", open=False):
@@ -76,82 +73,112 @@ def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
                     go = gr.Button("Transcribe", variant="primary", scale=3)
                     stop = gr.Button("Cancel", variant="secondary", scale=1)
                 status = gr.Markdown(label="Summary", elem_id="job-status")
-                files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+                # The API's downloads. The page shows them as links in the player: a multi-file gr.File shows a
+                # remove button on each file even when not interactive (Gradio 6.31), which took them off the page.
+                files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
             with gr.Column(scale=3, min_width=360):
                 player = transcript_player(label="Transcript", min_height=420)
 
         runner = JobRunner(pipeline, player.move_resource_to_block_cache)
 
+        def remember(key: str | None, cancel: threading.Event, message: str) -> None:
+            if key:
+                with lock:
+                    if running.get(key) is cancel:  # not a job the session has since replaced
+                        outcome[key] = message
+
         def transcribe(upload_file, recording, link, language, context, word_timestamps, chunk_seconds, tab,
                        request: gr.Request, progress=gr.Progress()):
-            key = getattr(request, "session_hash", None)
+            key = session(request)
             cancel = threading.Event()
             if key:
                 with lock:
                     running[key] = cancel
             try:
                 job = pick_job(tab, upload_file, recording, link)
-                options = make_options(None if language == AUTO else language, context, word_timestamps,
-                                       chunk_seconds)
+                options = make_options(resolve_language(language), context, word_timestamps, chunk_seconds)
                 progress(0.0, desc="Starting")
                 result = runner.run(job, options, StageProgress(progress), cancel)
             except JobCancelled:
                 log.info("a job was cancelled by its user")
-                raise gr.Error("The job was cancelled.", print_exception=False) from None
+                remember(key, cancel, CANCELLED)
+                raise gr.Error(CANCELLED, print_exception=False) from None
             except CoreError as e:
+                remember(key, cancel, str(e))
                 raise gr.Error(str(e), print_exception=False) from None
             except Exception:
                 log.exception("transcription failed")
+                remember(key, cancel, GENERIC_ERROR)
                 raise gr.Error(GENERIC_ERROR, print_exception=False) from None
             finally:
                 if key:
                     with lock:
                         if running.get(key) is cancel:
                             del running[key]
-            return (player_value(result.transcript, result.audio, job.title), result.files,
+            return (player_value(result.transcript, result.audio, job.title, result.files), result.files,
                     summary(result.transcript))
 
-        def cancel_job(request: gr.Request):
+        def start_job(request: gr.Request):
+            """A new job clears the last one's message."""
             with lock:
-                event = running.get(getattr(request, "session_hash", None))
+                outcome.pop(session(request), None)
+            return ""
+
+        def show_failure(request: gr.Request):
+            """The failed job's message under the button; the player keeps what it shows (this event also clears
+            the bare "Error" badge Gradio leaves on it)."""
+            with lock:
+                message = outcome.pop(session(request), None)
+            if message is None:  # failed before it ran (Gradio's own checks: its pop-up says why) or cancelled
+                return gr.skip(), gr.skip()
+            return (CANCELLED if message == CANCELLED else failed(message)), gr.skip()
+
+        def signal_cancel(request: gr.Request | None) -> bool:
+            with lock:
+                event = running.get(session(request))
             if event is not None:
                 event.set()
+            return event is not None
+
+        def cancel_job(request: gr.Request):
+            return CANCELLED if signal_cancel(request) else gr.skip()
+
+        def page_closed(request: gr.Request) -> None:
+            signal_cancel(request)
 
         for tab, name in zip((tab_upload, tab_record, tab_link), SOURCES):
             tab.select(lambda name=name: name, None, active, queue=False, api_visibility="private")
         job_inputs = [upload, recording, url, language, context, words, chunk, active]
         job_outputs = [player, files, status]
-        run = go.click(transcribe, job_inputs, job_outputs, api_name="transcribe", concurrency_id="job",
-                       concurrency_limit=config.app_concurrency)
-        run_url = url.submit(transcribe, job_inputs, job_outputs, api_visibility="private", concurrency_id="job",
-                             concurrency_limit=config.app_concurrency)
-        stop.click(cancel_job, None, None, cancels=[run, run_url], queue=False, api_visibility="private")
-        demo.unload(cancel_job)
+        quiet = dict(queue=False, show_progress="hidden", api_visibility="private")
+        runs = []
+        for trigger, api in ((go.click, dict(api_name="transcribe")), (url.submit, dict(api_visibility="private"))):
+            run = trigger(start_job, None, status, **quiet).then(
+                transcribe, job_inputs, job_outputs, concurrency_id="job", concurrency_limit=config.app_concurrency,
+                **api)
+            run.failure(show_failure, None, [status, player], **quiet)
+            runs.append(run)
+        stop.click(cancel_job, None, status, cancels=runs, **quiet)
+        demo.unload(page_closed)
 
     demo.queue(default_concurrency_limit=config.app_concurrency, max_size=config.app_queue_size)
     return demo
 
 
-def summary(transcript) -> str:
-    """The line under the button: language, length, counts, time taken, and any warnings."""
-    n_words = sum(len(s.words) for s in transcript.segments)
-    minutes, seconds = divmod(round(transcript.duration), 60)
-    parts = [f"**{transcript.language}**", f"{minutes}:{seconds:02d}", f"{len(transcript.segments)} segments"]
-    if n_words:
-        parts.append(f"{n_words} words timed")
-    total = sum(v for k, v in transcript.timings.items() if not k.startswith("worker_"))
-    if total:
-        parts.append(f"done in {total:.1f} s")
-    lines = [" · ".join(parts)]
-    lines += [f"⚠️ {_escape(w)}" for w in transcript.warnings]
-    return "\n\n".join(lines)
+def session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
 
 
-def launch(demo: gr.Blocks, config: Config, *, server_name: str = "0.0.0.0", server_port: int | None = None,
+def launch(demo: gr.Blocks, config: Config, *, server_name: str | None = None, server_port: int | None = None,
            **kwargs):
-    """Serve `demo` with the configured limits; extra keyword arguments go to `gr.Blocks.launch`."""
+    """Serve `demo` with the configured interface, login and limits; extra keyword arguments go to
+    `gr.Blocks.launch` (`server_name` overrides the config's)."""
+    if config.app_auth:
+        user, password = config.app_auth.split(":", 1)
+        kwargs.setdefault("auth", (user, password))
+        kwargs.setdefault("auth_message", LOGIN_MESSAGE)
     return demo.launch(
-        server_name=server_name,
+        server_name=server_name or config.server_name,
         server_port=server_port or config.port,
         max_file_size=f"{config.max_upload_mb}mb",
         show_error=False,  # gr.Error messages still reach users; Gradio's own errors (which can name server paths) do not
@@ -161,14 +188,6 @@ def launch(demo: gr.Blocks, config: Config, *, server_name: str = "0.0.0.0", ser
         ssr_mode=False,
         theme=THEME,
         css=PAGE_CSS,
+        js=ENTER_JS,
         **kwargs,
     )
-
-
-def _public(text: str) -> str:
-    """The backend line without server paths: a local model directory shows as its last component."""
-    return re.sub(r"(?<![\w.])/(?:[^\s;(),/]+/)+([^\s;(),/]+)", r"\1", text)
-
-
-def _escape(text: str) -> str:
-    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)

@@ -93,15 +93,20 @@ class JobRunner:
                 transcript = self.pipeline.transcribe(job.source, options, progress, filename=job.filename,
                                                       allow_local=job.allow_local, on_audio=encoder.start,
                                                       cancel=cancel)
-            finally:
-                audio = encoder.wait()
+            except BaseException:
+                encoder.wait()  # it writes into the folder that is about to be removed
+                raise
+            # The files are written while the player's audio may still be encoding (seconds for a long file).
             progress("write", 0, 1)
             paths = write_files(transcript, tmp, job.title, FORMATS)
             files = [self.keep(str(p)) for p in paths]
+            progress("write", 1, 1)
+            progress("player", 0, 1)
+            audio = encoder.wait()
             if audio is None:
                 transcript.warnings.append("the audio could not be prepared for the player")
             kept_audio = self.keep(str(audio)) if audio else None
-            progress("write", 1, 1)
+            progress("player", 1, 1)
         return Result(transcript, files, kept_audio)
 
 

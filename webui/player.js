@@ -16,7 +16,7 @@ function mountTranscriptPlayer(root, props, watch) {
   const q = (sel) => root.querySelector(sel);
   const box = q(".tp"), audio = q(".tp-audio"), list = q(".tp-segments"), search = q(".tp-search");
   const count = q(".tp-count"), none = q(".tp-none"), follow = q(".tp-follow"), copyButton = q(".tp-copy");
-  const rate = q(".tp-rate");
+  const rate = q(".tp-rate"), downloads = q(".tp-downloads"), downloadsLabel = q(".tp-downloads-label");
   const canHighlight = typeof CSS !== "undefined" && CSS.highlights && typeof Highlight === "function";
 
   let segs = [];               // {start, end, text, lower, el, textEl, words: [{start, end, el}], wordStarts}
@@ -81,6 +81,7 @@ function mountTranscriptPlayer(root, props, watch) {
       t.segments.length + (t.segments.length === 1 ? " segment" : " segments"),
       hasWords ? "word timing" : ""].filter(Boolean).join(" · ");
 
+    renderDownloads(value.downloads);
     const url = value.audio && value.audio.url;
     if (url) { audio.src = url; } else { audio.removeAttribute("src"); audio.load(); }
     box.classList.toggle("tp-has-audio", Boolean(url));
@@ -110,6 +111,30 @@ function mountTranscriptPlayer(root, props, watch) {
     box.dataset.state = "ready";
     applySearch();
     sync();
+  }
+
+  // One link per file ("JSON", "SRT", ...), downloading it under its own name.
+  function renderDownloads(files) {
+    const links = (Array.isArray(files) ? files : []).filter((f) => f && f.url).map((f) => {
+      const name = String(f.orig_name || "");
+      const a = document.createElement("a");
+      a.className = "tp-download";
+      a.href = f.url;
+      a.download = name;
+      a.title = "Download " + name;
+      a.textContent = name.includes(".") ? name.split(".").pop().toUpperCase() : "File";
+      return a;
+    });
+    downloads.replaceChildren(downloadsLabel, ...links);
+    downloads.hidden = links.length === 0;
+  }
+
+  // A new result: bring the player to the top of the screen unless it is there already (on a phone it sits
+  // below the whole form).
+  function reveal() {
+    const top = box.getBoundingClientRect().top;
+    if (top >= 0 && top < window.innerHeight / 3) return;
+    box.scrollIntoView({ behavior: "smooth", block: "start" });
   }
 
   // Light the segment and word at the audio's current time; touch the DOM only when they change.
@@ -266,6 +291,9 @@ function mountTranscriptPlayer(root, props, watch) {
   audio.addEventListener("loadedmetadata", () => { audio.playbackRate = +rate.value; });
   copyButton.addEventListener("click", copyAll);
 
-  watch("value", () => render(props.value));
+  watch("value", () => {
+    render(props.value);
+    if (segs.length) reveal();
+  });
   render(props.value);
 }

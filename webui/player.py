@@ -1,13 +1,14 @@
 """The transcript player as a gr.HTML component, built from player.html / player.css / player.js in this folder.
 
-Its value is `{"transcript": <the JSON writer's dict>, "audio": <FileData or None>, "title": str}`. Gradio turns the
-FileData into a URL it serves (and checks), and the browser side (player.js) builds the segment list from the
-transcript once per result.
+Its value is `{"transcript": <the JSON writer's dict>, "audio": <FileData or None>, "title": str,
+"downloads": [FileData]}`. Gradio turns each FileData into a URL it serves (and checks), and the browser side
+(player.js) builds the segment list from the transcript once per result.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -45,10 +46,13 @@ def transcript_player(**kwargs) -> gr.HTML:
     )
 
 
-def player_value(transcript: Transcript, audio_path: str | None, title: str) -> dict:
-    """What the player shows: the transcript, the audio to play (a file in Gradio's cache) and a title."""
-    audio = None
-    if audio_path:
-        audio = FileData(path=str(audio_path), orig_name=Path(audio_path).name,
-                         mime_type=AUDIO_MIME.get(Path(audio_path).suffix.lower())).model_dump()
-    return {"transcript": transcript_to_dict(transcript), "audio": audio, "title": title}
+def player_value(transcript: Transcript, audio_path: str | None, title: str, downloads: Sequence[str] = ()) -> dict:
+    """What the player shows: the transcript, the audio to play and the download files (all in Gradio's cache), and a
+    title."""
+    audio = _file_data(audio_path, AUDIO_MIME.get(Path(audio_path).suffix.lower())) if audio_path else None
+    return {"transcript": transcript_to_dict(transcript), "audio": audio, "title": title,
+            "downloads": [_file_data(path) for path in downloads]}
+
+
+def _file_data(path: str, mime_type: str | None = None) -> dict:
+    return FileData(path=str(path), orig_name=Path(path).name, mime_type=mime_type).model_dump()

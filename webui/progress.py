@@ -17,8 +17,9 @@ STAGES: dict[str, tuple[str, float, float]] = {
     "chunk": ("Finding pauses", 0.20, 0.25),
     "transcribe": ("Transcribing", 0.25, 0.75),
     "align": ("Aligning words", 0.75, 0.95),
-    "merge": ("Merging", 0.95, 0.98),
-    "write": ("Writing files", 0.98, 1.00),
+    "merge": ("Merging", 0.95, 0.97),
+    "write": ("Writing files", 0.97, 0.98),
+    "player": ("Preparing the player", 0.98, 1.00),  # the player's MP3, encoded since decoding; waited for last
 }
 COUNTED = ("transcribe", "align")  # stages whose done/total are chunks: shown as "Transcribing 3/12"
 

@@ -7,6 +7,7 @@ So on such a Space the job is split: fetch and decode stay in the app's process 
 from __future__ import annotations
 
 import threading
+import time
 
 from core.config import Config
 from core.options import TranscribeOptions, as_options
@@ -62,6 +63,7 @@ class ZeroGpuPipeline:
                    cancel: threading.Event | None = None) -> Transcript:
         """Fetch and decode here, the models inside the GPU call; `cancel` is honoured up to the GPU call and
         right after it (the call itself runs in ZeroGPU's process)."""
+        t0 = time.perf_counter()
         options = as_options(options)
         progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.pipeline.load_audio(source, progress, filename=filename, allow_local=allow_local)
@@ -69,6 +71,6 @@ class ZeroGpuPipeline:
             on_audio(samples)
         progress("transcribe", 0, None)  # the GPU call runs in another process: no chunk counts from inside it
         transcript = self._on_gpu(samples, options)
-        transcript.timings = {**timings, **transcript.timings}
         progress("merge", 1, 1)
+        transcript.timings = {**timings, **transcript.timings, "total": round(time.perf_counter() - t0, 4)}
         return transcript

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         args.formats = parse_formats(args.formats)
 
     from core.config import config_from_env
+    from core.fetch.sources import open_source
     from core.output.writers import write_files
     from core.pipeline import make_pipeline
 
@@ -111,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
                                     word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds)
     except CoreError as e:
         parser.error(str(e))
+    failed, sources = 0, []
+    for source in args.inputs:  # a missing or unreadable local file is said at once, not after the models load
+        try:
+            if not source.strip().lower().startswith(("http://", "https://")):
+                with open_source(source, config=config):  # a local path: checked, nothing fetched
+                    pass
+            sources.append(source)
+        except CoreError as e:
+            failed += 1
+            print(f"error: {source}: {e}", file=sys.stderr)
+    if not sources:
+        return 1
     if args.quiet and config.asr_backend != "runpod":  # the models' loading bars too
         from transformers.utils import logging as transformers_logging
 
@@ -121,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for source in args.inputs:
+    for source in sources:
         bars = StageBars(not args.quiet)
         try:
             transcript = pipeline.transcribe(source, options, bars)
@@ -138,6 +150,3 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.close()
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

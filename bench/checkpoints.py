@@ -321,9 +321,21 @@ def rig_word_times(n_words: int) -> list[tuple[float, float]]:
     return [(RIG_STEP_S * (2 * j + 1), RIG_STEP_S * (2 * j + 2)) for j in range(n_words)]
 
 
-if __name__ == "__main__":  # python -m bench.checkpoints OUT_DIR [tiny|full] [cpu|cuda]
+def build_all(size: str, root, device: str = "cpu") -> list[Path]:
+    """Every checkpoint the product loads, into ROOT/asr, ROOT/aligner and ROOT/diarizer."""
+    from bench.speaker_checkpoint import build_diarizer_checkpoint
+
+    root = Path(root)
+    return [build_asr_checkpoint(root / "asr", size=size, device=device),
+            build_aligner_checkpoint(root / "aligner", size=size, device=device),
+            build_diarizer_checkpoint(root / "diarizer", size=size, device=device)]
+
+
+if __name__ == "__main__":  # python -m bench.checkpoints tiny|full DIR [cpu|cuda]
     import sys
 
-    root, size, device = Path(sys.argv[1]), (sys.argv[2:] or ["tiny"])[0], (sys.argv[3:] or ["cpu"])[0]
-    print(build_asr_checkpoint(root / "asr", size=size, device=device))
-    print(build_aligner_checkpoint(root / "aligner", size=size, device=device))
+    if len(sys.argv) < 3 or sys.argv[1] not in ("tiny", "full"):
+        sys.exit("usage: python -m bench.checkpoints tiny|full DIR [cpu|cuda]  (writes DIR/asr, DIR/aligner, "
+                 "DIR/diarizer)")
+    for path in build_all(sys.argv[1], sys.argv[2], (sys.argv[3:] or ["cpu"])[0]):
+        print(path)

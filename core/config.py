@@ -28,6 +28,8 @@ class Config:
     asr_backend: str = "auto"  # auto = vllm when CUDA and vLLM are present, else transformers
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU
+    # Speaker labels (a job's `diarize`): a transformers audio x-vector checkpoint (core.diarize); empty = off.
+    diarizer_model: str = "microsoft/wavlm-base-plus-sv"
 
     # Chunking: cut at silences near chunk_target_s, never past chunk_max_s (the aligner takes at most 180 s).
     chunk_target_s: float = 30.0

@@ -15,6 +15,7 @@ from core.types import MAX_ALIGN_SECONDS
 
 CHUNK_SECONDS_RANGE = (5.0, MAX_ALIGN_SECONDS)  # below 5 s the model loses context; above, the aligner cannot follow
 MAX_CONTEXT_CHARS = 4000
+MAX_SPEAKERS = 20  # beyond this, clustering short windows cannot tell voices apart; a typo like 100 is refused
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,18 @@ class TranscribeOptions:
 
     `language`: 'auto'/None to detect, or any name or ISO code of core.languages; stored as the model's name
     ("en" -> "English"). `context`: names and terms that help recognition. `chunk_seconds`: target chunk length,
-    None = the configured default.
+    None = the configured default. `diarize`: label who spoke when; `num_speakers` fixes the count, or
+    `min_speakers`/`max_speakers` bound it (automatic otherwise), each only with `diarize`.
     """
 
     language: str | None = None
     context: str = ""
     word_timestamps: bool = True
     chunk_seconds: float | None = None
+    diarize: bool = False
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "language", normalize_language(self.language))
@@ -47,6 +53,32 @@ class TranscribeOptions:
             if not (number and lo <= chunk <= hi):
                 raise InputError(f"chunk_seconds must be between {lo:g} and {hi:g} seconds")
             object.__setattr__(self, "chunk_seconds", float(chunk))
+        self._check_speakers()
+
+    def _check_speakers(self) -> None:
+        if not isinstance(self.diarize, bool):
+            raise InputError("diarize must be true or false")
+        counts = {name: getattr(self, name) for name in ("num_speakers", "min_speakers", "max_speakers")}
+        for name, value in counts.items():
+            if value is None:
+                continue
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+                object.__setattr__(self, name, value)
+            if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SPEAKERS):
+                raise InputError(f"{name} must be a whole number from 1 to {MAX_SPEAKERS}")
+            if not self.diarize:
+                raise InputError(f"{name} needs diarize (speaker labels) to be on")
+        if self.num_speakers is not None and (self.min_speakers is not None or self.max_speakers is not None):
+            raise InputError("give num_speakers, or min_speakers and/or max_speakers, not both")
+        if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
+            raise InputError(f"min_speakers ({self.min_speakers}) is more than max_speakers ({self.max_speakers})")
+
+    def speaker_range(self) -> tuple[int, int]:
+        """(fewest, most) speakers the diarizer may find: equal when `num_speakers` is set."""
+        if self.num_speakers is not None:
+            return self.num_speakers, self.num_speakers
+        return self.min_speakers or 1, self.max_speakers or MAX_SPEAKERS
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(TranscribeOptions))

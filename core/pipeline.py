@@ -15,16 +15,18 @@ from core.align.stream import AlignStream
 from core.audio.chunking import plan_chunks, speech_flags
 from core.audio.decode_pool import DecodePool, default_workers
 from core.config import Config, get_config
-from core.errors import JobCancelled, TooLargeError
+from core.diarize.names import number_speakers
+from core.errors import InputError, JobCancelled, TooLargeError
 from core.fetch.sources import open_source
 from core.languages import ALIGNER_LANGUAGES
 from core.options import TranscribeOptions, as_options
 from core.output.merge import build_transcript
 from core.transcriber import Transcriber
-from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, no_progress
+from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, Turn, no_progress
 
 log = logging.getLogger("core")
-_LOAD = object()  # "load from the configuration" (None means "no aligner")
+_LOAD = object()  # "load from the configuration" (None means "no aligner" / "no diarizer")
+NO_DIARIZER = "speaker labels are off on this server: no diarizer is configured (DIARIZER_MODEL is empty)"
 
 
 class _Timer:
@@ -46,15 +48,33 @@ class Pipeline:
     """The local `core.transcriber.Transcriber`: loads the ASR backend and the aligner once; `transcribe` is safe
     to call for job after job, from several threads (concurrent jobs share model batches, `core.models.batching`)."""
 
-    def __init__(self, config: Config | None = None, *, asr=None, aligner=_LOAD) -> None:
-        """`asr`/`aligner` inject already-loaded models (tests, benchmarks); `aligner=None` disables alignment."""
+    def __init__(self, config: Config | None = None, *, asr=None, aligner=_LOAD, diarizer=_LOAD) -> None:
+        """`asr`/`aligner`/`diarizer` inject already-loaded models (tests, benchmarks); None disables that stage.
+        The diarizer loads on the first job that asks for speakers (most jobs do not)."""
         from core.align.aligner import load_aligner
         from core.asr import load_asr_backend
 
         self.config = config or get_config()
         self.asr = asr if asr is not None else load_asr_backend(self.config)
         self.aligner = load_aligner(self.config) if aligner is _LOAD else aligner
+        if diarizer is _LOAD and not self.config.diarizer_model.strip():
+            diarizer = None
+        self._diarizer = diarizer
+        self._diarizer_lock = threading.Lock()
         self.decoder = DecodePool(self.config.decode_workers or default_workers())
+
+    @property
+    def can_diarize(self) -> bool:
+        return self._diarizer is not None
+
+    def diarizer(self):
+        """The diarizer, loaded on first use (raises ModelError when DIARIZER_MODEL cannot be loaded)."""
+        with self._diarizer_lock:
+            if self._diarizer is _LOAD:
+                from core.diarize.diarizer import load_diarizer
+
+                self._diarizer = load_diarizer(self.config)
+            return self._diarizer
 
     def warm_up(self) -> None:
         """Start what would otherwise start in the first job (the decode worker processes); servers call this."""
@@ -67,7 +87,10 @@ class Pipeline:
     def describe(self) -> str:
         """One line for the UI: which models run where."""
         aligner = self.aligner.describe() if self.aligner else "no aligner"
-        return f"{self.asr.describe()}; {aligner}"
+        speakers = ("speakers: " + (self._diarizer.describe() if self._diarizer is not _LOAD
+                                    else self.config.diarizer_model.rstrip("/").rsplit("/", 1)[-1])
+                    if self._diarizer is not None else "no diarizer")
+        return f"{self.asr.describe()}; {aligner}; {speakers}"
 
     def transcribe(self, source, options: TranscribeOptions | dict | None = None, progress: Progress | None = None,
                    *, filename: str | None = None, allow_local: bool = True, on_audio=None,
@@ -79,6 +102,8 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         options = as_options(options)  # before any download
+        if options.diarize and not self.can_diarize:
+            raise InputError(NO_DIARIZER)
         progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:
@@ -106,6 +131,8 @@ class Pipeline:
                          progress: Progress | None = None, *, timings: dict[str, float] | None = None) -> Transcript:
         """Transcribe 16 kHz mono float32 samples already in memory; `timings` of earlier stages are carried on."""
         options = as_options(options)
+        if options.diarize and not self.can_diarize:
+            raise InputError(NO_DIARIZER)
         progress = progress or no_progress
         timer = _Timer()
         timer.timings.update(timings or {})
@@ -146,14 +173,38 @@ class Pipeline:
             if stream is not None:
                 stream.stop()
 
+        turns = None
+        if options.diarize:
+            with timer.stage("diarize"):
+                turns = self._diarize(samples, chunks, texts, words, options, warnings, progress)
         with timer.stage("merge"):
-            transcript = build_transcript(chunks, texts, words, duration, language=options.language)
+            transcript = build_transcript(chunks, texts, words, duration, language=options.language, turns=turns)
+            if turns:
+                number_speakers(transcript)
             progress("merge", 1, 1)
         transcript.warnings = warnings + transcript.warnings
         if not transcript.text.strip():
             transcript.warnings.append("no speech detected: the transcript, subtitles and text file are empty")
         transcript.timings = dict(timer.timings)
         return transcript
+
+    def _diarize(self, samples, chunks, texts, words, options, warnings, progress) -> list[Turn] | None:
+        """Speaker turns over the speech the pipeline found: each aligned chunk's words, else the whole chunk. A
+        failure costs the job its speaker labels only (a warning), never its transcript."""
+        spans = []
+        for c, text, chunk_words in zip(chunks, texts, words):
+            if text is None or not text.text.strip():
+                continue
+            if chunk_words:
+                spans += [(c.offset + w.start, c.offset + w.end) for w in chunk_words]
+            else:
+                spans.append((c.offset, c.offset + c.duration))
+        try:
+            return self.diarizer().diarize(samples, spans, options, progress)
+        except Exception as e:  # JobCancelled is a BaseException: a cancel still cancels
+            log.exception("diarization failed")
+            warnings.append(f"speaker labels failed ({str(e) or type(e).__name__}); the transcript has none")
+            return None
 
     def _align_stream(self, samples, chunks) -> AlignStream:
         return AlignStream(self.aligner, samples, chunks, getattr(self.aligner, "batch_size", 8))

@@ -18,6 +18,7 @@ class Word:
     start: float
     end: float
     text: str
+    speaker: str | None = None  # a name from Transcript.speakers once diarized
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None
 
 
 @dataclass
@@ -34,8 +36,18 @@ class Transcript:
     duration: float
     text: str
     segments: list[Segment] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)  # diarized: the speakers' names in order of first appearance
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Who spoke over [start, end): one stretch of one speaker from the diarizer, in seconds."""
+
+    start: float
+    end: float
+    speaker: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,8 @@ class AlignRequest:
     language: str
 
 
-# progress(stage, done, total): stages are "download", "decode", "chunk", "transcribe", "align", "merge", "write".
+# progress(stage, done, total): stages are "download", "decode", "chunk", "transcribe", "align", "merge", "diarize",
+# "write".
 # `total` is None when unknown (a download without Content-Length). Callbacks must be cheap. An exception raised
 # from a callback cancels the job: it propagates out of `transcribe` and temporary files are still removed.
 Progress = Callable[[str, float, "float | None"], None]

@@ -3,7 +3,8 @@
 Plain functions (cached, so any number of fixtures over them cost one build) and pytest fixtures:
 `tiny_asr_dir`, `tiny_aligner_dir` (official-layout directories from bench.checkpoints, rigged: the ASR writes
 `language English<asr_text>` + RIG_TEXT, the aligner times word j at RIG_STEP_S*(2j+1)..RIG_STEP_S*(2j+2)),
-`tiny_config` (a Config on both, CPU, transformers backend), `tiny_asr` and `tiny_aligner` (loaded models).
+`tiny_diarizer_dir` (a random WavLM x-vector checkpoint, bench.speaker_checkpoint),
+`tiny_config` (a Config on all three, CPU, transformers backend), `tiny_asr` and `tiny_aligner` (loaded models).
 """
 from __future__ import annotations
 
@@ -32,10 +33,19 @@ def tiny_model_dirs() -> tuple[Path, Path]:
     return build_asr_checkpoint(root / "asr"), build_aligner_checkpoint(root / "aligner")
 
 
+@lru_cache(maxsize=1)
+def tiny_diarizer_dir() -> Path:
+    from bench.speaker_checkpoint import build_diarizer_checkpoint
+
+    root = Path(tempfile.mkdtemp(prefix="tiny-diarizer-"))
+    atexit.register(shutil.rmtree, root, True)
+    return build_diarizer_checkpoint(root / "diarizer")
+
+
 def make_tiny_config(**overrides) -> Config:
     asr, aligner = tiny_model_dirs()
     values = dict(asr_model=str(asr), aligner_model=str(aligner), asr_backend="transformers", device="cpu",
-                  dtype="auto")
+                  dtype="auto", diarizer_model=str(tiny_diarizer_dir()))
     values.update(overrides)
     return Config(**values)
 

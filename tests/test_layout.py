@@ -17,7 +17,7 @@ FLOORS = [
     {"core.transcriber"},
     {"core.models", "core.fetch", "core.audio"},
     {"core.asr"},
-    {"core.align"},
+    {"core.align", "core.diarize"},
     {"core.output"},
     {"core.remote"},
     {"core.pipeline"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,7 +18,7 @@ from core.align.word_times import repair_times
 from core.languages import CHARACTER_LANGUAGES
 from core.output.text import (MAX_SEGMENT_S, MAX_SEGMENT_WIDTH, OPENERS, PAUSE_BREAK_S, STUB_S, STUB_WIDTH,
                               display_width, ends_clause, ends_sentence, sentence_spans)
-from core.types import Chunk, ChunkText, Segment, Transcript, Word
+from core.types import Chunk, ChunkText, Segment, Transcript, Turn, Word
 
 
 @dataclass(slots=True)
@@ -30,11 +31,15 @@ class _Piece:
     lead: str  # what separates it from the piece before it: " " or ""
     spaced: bool  # from a space-delimited language (breaking where lead == "" would split a token)
     words: list[Word] = field(default_factory=list)  # empty: a wordless chunk's sentence, always its own segment
+    speaker: str | None = None
 
 
 def build_transcript(chunks: list[Chunk], texts: list[ChunkText | None], words: list[list[Word] | None],
-                     duration: float, *, language: str | None = None) -> Transcript:
-    """Merge per-chunk ASR texts and chunk-relative word times into one transcript over [0, duration]."""
+                     duration: float, *, language: str | None = None, turns: list[Turn] | None = None) -> Transcript:
+    """Merge per-chunk ASR texts and chunk-relative word times into one transcript over [0, duration].
+
+    With speaker `turns` (core.diarize), every word and segment gets the speaker it overlaps most, and segments
+    also break where the speaker changes."""
     if not len(chunks) == len(texts) == len(words):
         raise ValueError("build_transcript needs one text and one word list per chunk")
     duration = float(duration) if math.isfinite(duration) and duration > 0 else 0.0
@@ -54,14 +59,35 @@ def build_transcript(chunks: list[Chunk], texts: list[ChunkText | None], words: 
         new[0].lead = "" if character and prev_character else " "
         pieces.extend(new)
         floor, prev_character = new[-1].end, character
+    if turns:
+        _give_speakers(pieces, turns)
     segments, leads = _segment(pieces)
     text = "".join((lead if i else "") + seg.text for i, (seg, lead) in enumerate(zip(segments, leads)))
     warnings = []
     if mismatched:
         warnings.append(f"word timestamps of {mismatched} chunk(s) did not match their text; "
                         "those have segment-level times only")
+    speakers = list(dict.fromkeys(seg.speaker for seg in segments if seg.speaker))
     return Transcript(language=_pick_language(chunks, texts, language), duration=duration, text=text,
-                      segments=segments, warnings=warnings)
+                      segments=segments, speakers=speakers, warnings=warnings)
+
+
+def _give_speakers(pieces: list[_Piece], turns: list[Turn]) -> None:
+    """Each piece (and its words) takes the turn it overlaps most; one in a gap takes the nearest turn."""
+    turns = sorted(turns, key=lambda t: t.start)
+    starts = [t.start for t in turns]
+    for p in pieces:
+        i = max(bisect_right(starts, p.start) - 1, 0)
+        best, score = turns[i].speaker, -math.inf
+        for t in turns[i:]:
+            overlap = min(t.end, p.end) - max(t.start, p.start)  # negative: the gap between them
+            if overlap > score:
+                best, score = t.speaker, overlap
+            if t.start > p.end:
+                break
+        p.speaker = best
+        for w in p.words:
+            w.speaker = best
 
 
 def _pick_language(chunks: list[Chunk], texts: list[ChunkText | None], language: str | None) -> str:
@@ -203,7 +229,7 @@ def _join(pieces: list[_Piece]) -> str:
 
 def _must_break(prev: _Piece, nxt: _Piece) -> bool:
     return (not prev.words or not nxt.words or nxt.start - prev.end >= PAUSE_BREAK_S
-            or ends_sentence(prev.text))
+            or prev.speaker != nxt.speaker or ends_sentence(prev.text))
 
 
 def _split_run(run: list[_Piece]) -> list[list[_Piece]]:
@@ -262,6 +288,6 @@ def _segment(pieces: list[_Piece]) -> tuple[list[Segment], list[str]]:
         else:
             runs.append([p])
     groups = [g for run in runs for g in _split_run(run)]
-    segments = [Segment(g[0].start, max(g[-1].end, g[0].start), _join(g), [w for p in g for w in p.words])
-                for g in groups]
+    segments = [Segment(g[0].start, max(g[-1].end, g[0].start), _join(g), [w for p in g for w in p.words],
+                        g[0].speaker) for g in groups]
     return segments, [g[0].lead for g in groups]

@@ -46,8 +46,10 @@ RUN pip install -r requirements-gpu.txt
 # Weights next (a few GB), keyed on the model build args: a code change does not download them again.
 ARG ASR_MODEL=Qwen/Qwen3-ASR-0.6B
 ARG ALIGNER_MODEL=Qwen/Qwen3-ForcedAligner-0.6B
+ARG DIARIZER_MODEL=microsoft/wavlm-base-plus-sv
 ENV ASR_MODEL=${ASR_MODEL} \
-    ALIGNER_MODEL=${ALIGNER_MODEL}
+    ALIGNER_MODEL=${ALIGNER_MODEL} \
+    DIARIZER_MODEL=${DIARIZER_MODEL}
 COPY builder/fetch_models.py builder/
 # chown in the same layer: a separate RUN would copy every weight file into a second layer.
 RUN python builder/fetch_models.py && chown -R app:app /opt/hf

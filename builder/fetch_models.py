@@ -1,12 +1,12 @@
-"""Bake the ASR and aligner weights into the Docker image at build time.
+"""Bake the ASR, aligner and diarizer weights into the Docker image at build time.
 
-    python builder/fetch_models.py                      # ASR_MODEL and ALIGNER_MODEL from the environment
+    python builder/fetch_models.py                      # ASR_MODEL, ALIGNER_MODEL, DIARIZER_MODEL from the env
     python builder/fetch_models.py Qwen/Qwen3-ASR-1.7B  # or any hub ids / local directories
 
 Weights go into the Hugging Face cache (HF_HOME), where transformers and vLLM find them by the same hub id at run
 time with HF_HUB_OFFLINE=1, so the worker never downloads anything during a cold start. After each download the
 script resolves the model once more with the network off, which is exactly what the running container will do.
-An empty ALIGNER_MODEL (word timestamps off) is skipped. Any failure exits non-zero with a one-line reason, so
+An empty ALIGNER_MODEL (word timestamps off) or DIARIZER_MODEL (speaker labels off) is skipped. Any failure exits non-zero with a one-line reason, so
 `docker build` stops at this step instead of shipping an image that cannot start.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 DEFAULT_ASR_MODEL = "Qwen/Qwen3-ASR-0.6B"
 DEFAULT_ALIGNER_MODEL = "Qwen/Qwen3-ForcedAligner-0.6B"
+DEFAULT_DIARIZER_MODEL = "microsoft/wavlm-base-plus-sv"
 # Repository files the runtime never reads (model cards, pictures, other frameworks' weights).
 IGNORE_PATTERNS = ["*.md", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.pdf", "*.onnx", "*.gguf", "*.msgpack", "*.h5",
                    "original/*"]
@@ -30,9 +31,10 @@ class FetchError(Exception):
 
 
 def models_from_env(env=None) -> list[str]:
-    """ASR_MODEL and ALIGNER_MODEL as the image will use them (the aligner may be empty: alignment off)."""
+    """ASR_MODEL, ALIGNER_MODEL and DIARIZER_MODEL as the image will use them (the last two may be empty: off)."""
     env = os.environ if env is None else env
-    models = [env.get("ASR_MODEL", DEFAULT_ASR_MODEL), env.get("ALIGNER_MODEL", DEFAULT_ALIGNER_MODEL)]
+    models = [env.get("ASR_MODEL", DEFAULT_ASR_MODEL), env.get("ALIGNER_MODEL", DEFAULT_ALIGNER_MODEL),
+              env.get("DIARIZER_MODEL", DEFAULT_DIARIZER_MODEL)]
     return [m.strip() for m in models if m and m.strip()]
 
 
@@ -90,7 +92,8 @@ def fetch_model(name: str, *, cache_dir: str | None = None, revision: str | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("models", nargs="*", help="hub ids or local directories (default: $ASR_MODEL $ALIGNER_MODEL)")
+    parser.add_argument("models", nargs="*", help="hub ids or local directories (default: $ASR_MODEL $ALIGNER_MODEL "
+                        "$DIARIZER_MODEL)")
     parser.add_argument("--cache-dir", default=None, help="HF cache folder (default: $HF_HOME/hub)")
     parser.add_argument("--revision", default=None, help="branch, tag or commit of every model")
     args = parser.parse_args(argv)

@@ -93,10 +93,11 @@ def test_base_image_matches_the_torch_wheels_cuda(steps):
 
 def test_models_are_baked_from_build_args_and_read_offline(steps):
     args = {a.split("=")[0] for w, a in steps if w == "ARG"}
-    assert {"ASR_MODEL", "ALIGNER_MODEL", "APP_MODE"} <= args
+    assert {"ASR_MODEL", "ALIGNER_MODEL", "DIARIZER_MODEL", "APP_MODE"} <= args
     fetch = index_of(steps, "RUN", r"python builder/fetch_models\.py")
     assert env_vars(steps, fetch)["ASR_MODEL"] == "${ASR_MODEL}"  # the script reads the build args from ENV
     assert env_vars(steps, fetch)["ALIGNER_MODEL"] == "${ALIGNER_MODEL}"
+    assert env_vars(steps, fetch)["DIARIZER_MODEL"] == "${DIARIZER_MODEL}"
     assert "HF_HUB_OFFLINE" not in env_vars(steps, fetch)  # the build itself must reach the Hub
     assert env_vars(steps)["HF_HUB_OFFLINE"] == "1"
     assert fetch < index_of(steps, "COPY", r"^\. ")  # a code change must not download the weights again

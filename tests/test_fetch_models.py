@@ -43,6 +43,7 @@ def fetch(tmp_path: Path, *args: str, offline: bool = True, **env_extra: str) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.pop("ASR_MODEL", None)
     env.pop("ALIGNER_MODEL", None)
+    env.pop("DIARIZER_MODEL", None)
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1", **env_extra)
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
@@ -53,10 +54,12 @@ def fetch(tmp_path: Path, *args: str, offline: bool = True, **env_extra: str) ->
 def test_models_from_build_args_resolve_offline_from_the_cache(tmp_path):
     add_to_cache(tmp_path / "hf", "Qwen/Qwen3-ASR-1.7B")
     add_to_cache(tmp_path / "hf", "Qwen/Qwen3-ForcedAligner-0.6B")
+    add_to_cache(tmp_path / "hf", "microsoft/wavlm-base-plus-sv")
     r = fetch(tmp_path, ASR_MODEL="Qwen/Qwen3-ASR-1.7B", ALIGNER_MODEL="Qwen/Qwen3-ForcedAligner-0.6B")
     assert r.returncode == 0, r.stderr
     ready = [line for line in r.stdout.splitlines() if line.endswith(" MB)")]
-    assert [line.split()[1] for line in ready] == ["Qwen/Qwen3-ASR-1.7B", "Qwen/Qwen3-ForcedAligner-0.6B"]
+    assert [line.split()[1] for line in ready] == ["Qwen/Qwen3-ASR-1.7B", "Qwen/Qwen3-ForcedAligner-0.6B",
+                                                   "microsoft/wavlm-base-plus-sv"]
 
 
 def test_defaults_are_the_0_6b_models(tmp_path):
@@ -67,10 +70,19 @@ def test_defaults_are_the_0_6b_models(tmp_path):
 
 def test_empty_aligner_is_skipped(tmp_path):
     add_to_cache(tmp_path / "hf", "org/asr")
-    r = fetch(tmp_path, ASR_MODEL="org/asr", ALIGNER_MODEL="")
+    r = fetch(tmp_path, ASR_MODEL="org/asr", ALIGNER_MODEL="", DIARIZER_MODEL="")
     assert r.returncode == 0, r.stderr
     assert "org/asr ready" in r.stdout
     assert r.stdout.count(" ready ") == 1
+
+
+def test_the_default_diarizer_is_baked_and_an_empty_one_is_skipped(tmp_path):
+    add_to_cache(tmp_path / "hf", "org/asr")
+    r = fetch(tmp_path, ASR_MODEL="org/asr", ALIGNER_MODEL="")  # DIARIZER_MODEL unset: the default, not cached
+    assert r.returncode == 1 and "'microsoft/wavlm-base-plus-sv'" in r.stderr
+    add_to_cache(tmp_path / "hf", "org/speakers")
+    r = fetch(tmp_path, ASR_MODEL="org/asr", ALIGNER_MODEL="", DIARIZER_MODEL="org/speakers")
+    assert r.returncode == 0 and "org/speakers ready" in r.stdout
 
 
 def test_local_directory_is_accepted_without_the_hub(tmp_path):

@@ -53,11 +53,11 @@ class SpeakerEmbedder:
         progress("diarize", 0, len(clips))
         with torch.inference_mode():
             for batch in _batches(order, clips, self.batch_size):
+                # One length per batch: no padding, so no attention mask (pooling then averages every frame).
                 feats = self.extractor([clips[i] for i in batch], sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                       padding=True, return_attention_mask=True)
+                                       return_attention_mask=False)
                 values = feats["input_values"].to(self.device, self.dtype)
-                mask = feats.get("attention_mask")
-                out = self.model(input_values=values, attention_mask=None if mask is None else mask.to(self.device))
+                out = self.model(input_values=values)
                 emb = torch.nn.functional.normalize(out.embeddings.float(), dim=1)
                 for i, row in zip(batch, emb):
                     rows[i] = row

@@ -40,6 +40,10 @@ class ModelError(CoreError):
     """The model failed in a way that is not the input's fault (out of memory, dead engine)."""
 
 
+class BusyError(CoreError):
+    """The service is at capacity and did not start the job; try again later (HTTP 429/503 for an API)."""
+
+
 class JobCancelled(BaseException):
     """The job was cancelled: by its caller (a cancel event, a closed page) or on a remote endpoint.
 

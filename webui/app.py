@@ -1,8 +1,10 @@
 """The Gradio page: inputs on the left, the transcript player (with the downloads) on the right.
 
-`build_demo(pipeline, config)` lays it out and wires the one job event (queued, `config.app_concurrency` at a
-time, so the shared model never runs more jobs than configured); `launch(demo, config)` serves it on
-`config.server_name`, behind a login when `config.app_auth` is set. Errors: a `CoreError` is shown as its own
+`build_demo(pipeline, config)` lays it out and wires the one job event. Jobs wait in our own line
+(`webui.waiting`, `demo.waiting_line`: `config.app_concurrency` run at a time, `config.app_queue_size` more wait),
+which says in words how many jobs are ahead; a later API in this process enters the same line, so the shared model
+never runs more jobs than configured. Gradio's queue only lets jobs through to it. `launch(demo, config)` serves it
+on `config.server_name`, behind a login when `config.app_auth` is set. Errors: a `CoreError` is shown as its own
 message; anything else is logged here and shown as a generic message, and the app keeps serving. The message
 stays under the button (the pop-up closes by itself) until the next job starts.
 """
@@ -25,6 +27,7 @@ from .languages import AUTO, CHOICES, ELEM_ID, ENTER_JS, resolve_language
 from .page import PAGE_CSS, THEME, TITLE, backend_line, failed, summary
 from .player import player_value, transcript_player
 from .progress import StageProgress
+from .waiting import WaitingLine, waiting_text
 
 log = logging.getLogger("webui")
 
@@ -33,10 +36,21 @@ GENERIC_ERROR = ("Something went wrong on the server while transcribing. Please 
                  "try another file or format.")
 CANCELLED = "The job was cancelled."
 LOGIN_MESSAGE = "This transcriber is private: log in to use it."
+SPARE_THREADS = 8  # Gradio threads beyond the job event's: the page's small unqueued events and file handling
 
 
-def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
-    """The page over `pipeline`: local models, ZeroGPU or a RunPod endpoint, through one interface."""
+def job_limit(line: WaitingLine) -> int:
+    """The job event's Gradio concurrency: every job that the line holds gets into it, and one more, which the line
+    refuses with its own message (so nobody is left in Gradio's queue, whose "queue: 1/1" says nothing)."""
+    return line.slots + line.max_waiting + 1
+
+
+def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None = None) -> gr.Blocks:
+    """The page over `pipeline`: local models, ZeroGPU or a RunPod endpoint, through one interface.
+
+    Its jobs enter `line` (by default one built from the config), kept as `demo.waiting_line` for other front ends.
+    """
+    line = line or WaitingLine(config.app_concurrency, config.app_queue_size)
     running: dict[str, threading.Event] = {}  # session -> its job's cancel switch
     outcome: dict[str, str] = {}  # session -> why its last job failed, for the message under the button
     lock = threading.Lock()
@@ -97,8 +111,9 @@ def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
             try:
                 job = pick_job(tab, upload_file, recording, link)
                 options = make_options(resolve_language(language), context, word_timestamps, chunk_seconds)
-                progress(0.0, desc="Starting")
-                result = runner.run(job, options, StageProgress(progress), cancel)
+                with line.place(cancel, lambda ahead, waited: progress(0.0, desc=waiting_text(ahead, waited))):
+                    progress(0.0, desc="Starting")
+                    result = runner.run(job, options, StageProgress(progress), cancel)
             except JobCancelled:
                 log.info("a job was cancelled by its user")
                 remember(key, cancel, CANCELLED)
@@ -154,14 +169,14 @@ def build_demo(pipeline: Transcriber, config: Config) -> gr.Blocks:
         runs = []
         for trigger, api in ((go.click, dict(api_name="transcribe")), (url.submit, dict(api_visibility="private"))):
             run = trigger(start_job, None, status, **quiet).then(
-                transcribe, job_inputs, job_outputs, concurrency_id="job", concurrency_limit=config.app_concurrency,
-                **api)
+                transcribe, job_inputs, job_outputs, concurrency_id="job", concurrency_limit=job_limit(line), **api)
             run.failure(show_failure, None, [status, player], **quiet)
             runs.append(run)
         stop.click(cancel_job, None, status, cancels=runs, **quiet)
         demo.unload(page_closed)
 
     demo.queue(default_concurrency_limit=config.app_concurrency, max_size=config.app_queue_size)
+    demo.waiting_line = line
     return demo
 
 
@@ -172,7 +187,11 @@ def session(request: gr.Request | None) -> str | None:
 def launch(demo: gr.Blocks, config: Config, *, server_name: str | None = None, server_port: int | None = None,
            **kwargs):
     """Serve `demo` with the configured interface, login and limits; extra keyword arguments go to
-    `gr.Blocks.launch` (`server_name` overrides the config's)."""
+    `gr.Blocks.launch` (`server_name` overrides the config's). Gradio's thread pool (40 unless told) grows to hold
+    every job the waiting line lets in, plus the page's other events."""
+    line = getattr(demo, "waiting_line", None)
+    if line is not None:
+        kwargs.setdefault("max_threads", max(40, job_limit(line) + SPARE_THREADS))
     if config.app_auth:
         user, password = config.app_auth.split(":", 1)
         kwargs.setdefault("auth", (user, password))

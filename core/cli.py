@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from core.config import BACKENDS, Config
-from core.errors import CoreError, JobCancelled
-from core.options import CHUNK_SECONDS_RANGE, TranscribeOptions
+from core.errors import CoreError, InputError, JobCancelled
+from core.options import CHUNK_SECONDS_RANGE, MAX_SPEAKERS, TranscribeOptions
+from core.output.speakers import check_speaker_name, rename_speakers
 from core.output.writers import FORMATS as FORMAT_CHOICES
 
 
@@ -70,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-seconds", type=float, default=None,
                    help=f"target chunk length, {lo:g} to {hi:g} s (default: CHUNK_TARGET_S, "
                         f"{Config.chunk_target_s:g} unless set)")
+    speakers = p.add_argument_group("speaker labels", "who speaks when: 'Speaker 1', 'Speaker 2'… in every output "
+                                                      "(needs DIARIZER_MODEL)")
+    speakers.add_argument("--diarize", action="store_true", help="label each word and line with its speaker")
+    speakers.add_argument("--num-speakers", type=int, default=None, metavar="N",
+                          help=f"there are exactly N speakers (1 to {MAX_SPEAKERS}; default: found automatically)")
+    speakers.add_argument("--min-speakers", type=int, default=None, metavar="N", help="there are at least N speakers")
+    speakers.add_argument("--max-speakers", type=int, default=None, metavar="N", help="there are at most N speakers")
+    speakers.add_argument("--speaker-names", default=None, metavar="NAMES",
+                          help="names for Speaker 1, Speaker 2… in order, comma-separated, e.g. 'Alice,Bob'")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help=f"where the models run (default: ASR_BACKEND, {Config.asr_backend} unless set)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars, also not while models load")
@@ -93,6 +103,22 @@ def stem_for(source: str) -> str:
     return safe or "transcript"
 
 
+def speaker_names(value: str | None, diarize: bool) -> list[str]:
+    """--speaker-names as a list of checked names (an InputError says what is wrong with one)."""
+    if value is None:
+        return []
+    if not diarize:
+        raise InputError("--speaker-names needs --diarize")
+    return [check_speaker_name(name) for name in value.split(",")]
+
+
+def name_speakers(transcript, names: list[str]):
+    """The transcript with Speaker 1, Speaker 2… renamed in order, and the names left over (more names than
+    speakers found)."""
+    found = transcript.speakers
+    return rename_speakers(transcript, dict(zip(found, names))), names[len(found):]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -103,13 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     from core.config import config_from_env
     from core.fetch.sources import open_source
     from core.output.writers import write_files
-    from core.pipeline import make_pipeline
+    from core.pipeline import NO_DIARIZER, make_pipeline
 
     try:
         overrides = {"asr_backend": args.backend} if args.backend else {}
         config = config_from_env(**overrides)
         options = TranscribeOptions(language=args.language, context=args.context,
-                                    word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds)
+                                    word_timestamps=not args.no_word_timestamps, chunk_seconds=args.chunk_seconds,
+                                    diarize=args.diarize, num_speakers=args.num_speakers,
+                                    min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+        names = speaker_names(args.speaker_names, args.diarize)
+        if args.diarize and config.asr_backend != "runpod" and not config.diarizer_model.strip():
+            raise InputError(NO_DIARIZER)  # a RunPod endpoint's own setting decides there
     except CoreError as e:
         parser.error(str(e))
     failed, sources = 0, []
@@ -139,9 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             transcript = pipeline.transcribe(source, options, bars)
             bars.close()
+            transcript, unused = name_speakers(transcript, names) if names else (transcript, [])
             paths = write_files(transcript, args.output_dir, stem_for(source), args.formats)
             for w in transcript.warnings:
                 print(f"warning: {source}: {w}", file=sys.stderr)
+            if unused:
+                print(f"warning: {source}: {len(names)} speaker name(s) given but {len(names) - len(unused)} "
+                      f"speaker(s) found; unused: {', '.join(unused)}", file=sys.stderr)
             print("\n".join(str(p) for p in paths))
         except (CoreError, JobCancelled) as e:
             bars.close()

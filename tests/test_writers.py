@@ -152,12 +152,13 @@ def test_overlapping_or_overlong_segments_still_give_ordered_cues_inside_the_dur
 
 
 def as_json_dict(t):
-    """The definition transcript_to_dict keeps to: asdict, then every float rounded to the millisecond."""
+    """The definition transcript_to_dict keeps to: asdict, then every float rounded to the millisecond, and speaker
+    labels left out where there are none (a `speaker` of None, an empty `speakers`)."""
     def rounded(v):
         if isinstance(v, float):
             return round(v, 3)
         if isinstance(v, dict):
-            return {k: rounded(x) for k, x in v.items()}
+            return {k: rounded(x) for k, x in v.items() if x or k not in ("speaker", "speakers")}
         return [rounded(x) for x in v] if isinstance(v, list) else v
 
     return rounded(dataclasses.asdict(t))
@@ -214,7 +215,7 @@ def test_json_round_trip_keeps_unicode():
     t = Transcript("Chinese", 3.0, "你好，世界 👋🏽 café",
                    [Segment(0.0, 2.5, "你好，世界 👋🏽 café",
                             [Word(0.0, 0.2, "你"), Word(0.2, 0.4, "好，"), Word(1.0, 2.5, "👋🏽")])],
-                   ["注意"], {"decode": 0.5})
+                   warnings=["注意"], timings={"decode": 0.5})
     out = to_string(t, "json")
     assert "你好，世界 👋🏽 café" in out and "\\u" not in out
     assert transcript_from_dict(json.loads(out)) == t

@@ -2,7 +2,11 @@
 
 Subtitle cues come from segments: each is wrapped at word boundaries into lines of at most MAX_LINE_WIDTH columns;
 a segment that needs more than two lines becomes several cues, timed from its words (or by character share when it
-has none). `transcript_from_dict` is the JSON writer's inverse, for results that crossed a network.
+has none). The JSON dict and its inverse, `transcript_from_dict`, live in core.output.transcript_json.
+
+Speaker labels (a diarized transcript, core.output.speakers): SRT starts the first cue of each speaker's turn with
+"Name: ", WebVTT puts every cue in a voice span `<v Name>`, TXT writes a "Name: text" paragraph per turn with a
+blank line between turns. Without labels every format is as it was before diarization existed.
 """
 from __future__ import annotations
 
@@ -13,18 +17,21 @@ import os
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Iterable, Iterator, NamedTuple, TextIO
 
 from core.errors import InputError
+from core.output.speakers import is_diarized, join_texts, label, turns, voice_annotation
 from core.output.text import MAX_LINE_WIDTH, display_width, ends_clause, ends_sentence
-from core.types import Segment, Transcript, Word
+from core.output.transcript_json import transcript_from_dict, transcript_to_dict  # noqa: F401 (re-exported)
+from core.types import Segment, Transcript
 
 FORMATS = ("json", "srt", "vtt", "txt")
 MAX_LINES = 2
+_WORD = re.compile(r"\S+")
 PUNCTUATION_BONUS = 10  # columns of imbalance worth accepting to break a two-line cue after a comma or full stop
 
 
@@ -53,10 +60,15 @@ class WriteTXT(ResultWriter):
     extension = "txt"
 
     def write(self, transcript: Transcript, stream: TextIO) -> None:
-        for seg in transcript.segments:
-            line = " ".join(seg.text.split())
-            if line:
-                stream.write(line + "\n")
+        if not is_diarized(transcript):  # a line per segment
+            for seg in transcript.segments:
+                line = " ".join(seg.text.split())
+                if line:
+                    stream.write(line + "\n")
+            return
+        for number, (speaker, texts) in enumerate(turns(transcript.segments)):  # a paragraph per turn
+            head = f"{label(speaker)}: " if speaker is not None else ""
+            stream.write(("\n" if number else "") + head + join_texts(texts) + "\n")
 
 
 class WriteJSON(ResultWriter):
@@ -70,79 +82,31 @@ class WriteJSON(ResultWriter):
         stream.write(text + "\n")
 
 
-def transcript_to_dict(transcript: Transcript) -> dict:
-    """The JSON shape of a transcript: `asdict` with seconds rounded to the millisecond."""
-    if _field_names(type(transcript)) is None:
-        return _rounded(asdict(transcript))  # not a dataclass: asdict raises as it always did
-    return _plain(transcript)
-
-
-@lru_cache(maxsize=None)
-def _field_names(kind: type) -> tuple[str, ...] | None:
-    return tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
-
-
-@dataclass
-class _Box:
-    value: object
-
-
-def _plain(value):
-    """`_rounded(asdict(...))` in one walk: asdict deep-copies every leaf and looks up fields per object, which made
-    the JSON of an hour (9,000 words) cost 50 ms. Types a transcript does not hold take that old path."""
-    kind = type(value)
-    if kind is float:
-        return round(value, 3)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value
-    if kind is list:
-        return [_plain(v) for v in value]
-    if kind is dict and all(type(k) is str for k in value):
-        return {k: _plain(v) for k, v in value.items()}
-    names = _field_names(kind)
-    if names is not None:
-        out = {}
-        for name in names:  # a Word's floats and text without a call each: a quarter less time
-            v = getattr(value, name)
-            out[name] = round(v, 3) if type(v) is float else v if type(v) is str else _plain(v)
-        return out
-    return _rounded(asdict(_Box(value)).pop("value"))  # what asdict makes of a field holding this value
-
-
-def _rounded(value):
-    """Seconds to the millisecond: sub-millisecond digits are noise and bloat long transcripts."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
 class SubtitlesWriter(ResultWriter):
     """Cue timing and line breaking shared by SRT and WebVTT; subclasses only format a cue."""
 
     always_include_hours = True
     decimal_marker = "."
+    label_turns = False  # put "Name: " in front of the first cue of each speaker's turn
 
     def timestamp(self, seconds: float) -> str:
         return format_timestamp(seconds, always_include_hours=self.always_include_hours,
                                 decimal_marker=self.decimal_marker)
 
     def write(self, transcript: Transcript, stream: TextIO) -> None:
-        for number, (start, end, lines) in enumerate(subtitle_cues(transcript), start=1):
-            stream.write(self.format_cue(number, start, end, lines))
+        for number, cue in enumerate(cues(transcript, label_turns=self.label_turns), start=1):
+            stream.write(self.format_cue(number, cue.start, cue.end, cue.lines, cue.speaker))
 
-    def format_cue(self, number: int, start: float, end: float, lines: list[str]) -> str:
+    def format_cue(self, number: int, start: float, end: float, lines: list[str], speaker: str | None = None) -> str:
         raise NotImplementedError
 
 
 class WriteSRT(SubtitlesWriter):
     extension = "srt"
     decimal_marker = ","
+    label_turns = True
 
-    def format_cue(self, number: int, start: float, end: float, lines: list[str]) -> str:
+    def format_cue(self, number: int, start: float, end: float, lines: list[str], speaker: str | None = None) -> str:
         body = "\n".join(line.replace("-->", "->") for line in lines)
         return f"{number}\n{self.timestamp(start)} --> {self.timestamp(end)}\n{body}\n\n"
 
@@ -154,9 +118,12 @@ class WriteVTT(SubtitlesWriter):
         stream.write("WEBVTT\n\n")
         super().write(transcript, stream)
 
-    def format_cue(self, number: int, start: float, end: float, lines: list[str]) -> str:
+    def format_cue(self, number: int, start: float, end: float, lines: list[str], speaker: str | None = None) -> str:
         # Cue text is markup in WebVTT: a bare "<" or "&" would be read as a tag or an entity.
         body = "\n".join(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines)
+        voice = voice_annotation(speaker) if speaker is not None else ""
+        if voice:  # the whole cue in the speaker's voice span; a span that ends with its cue needs no </v>
+            body = f"<v {voice}>{body}"
         return f"{self.timestamp(start)} --> {self.timestamp(end)}\n{body}\n\n"
 
 
@@ -218,25 +185,46 @@ class _Unit:
     width: int = 0  # display columns
 
 
+class Cue(NamedTuple):
+    start: float
+    end: float
+    lines: list[str]
+    speaker: str | None  # the segment's speaker
+
+
 def subtitle_cues(transcript: Transcript, max_width: int = MAX_LINE_WIDTH,
                   max_lines: int = MAX_LINES) -> Iterator[tuple[float, float, list[str]]]:
     """(start, end, lines) per cue: times never go backwards, cues never overlap, all inside the duration."""
+    for cue in cues(transcript, max_width, max_lines):
+        yield cue.start, cue.end, cue.lines
+
+
+def cues(transcript: Transcript, max_width: int = MAX_LINE_WIDTH, max_lines: int = MAX_LINES, *,
+         label_turns: bool = False) -> Iterator[Cue]:
+    """The cues of `subtitle_cues` with their speaker; with `label_turns`, the text of the first cue of each
+    speaker's turn starts with "Name: " (kept on one line, counted in the line's width)."""
     limit = transcript.duration if transcript.duration > 0 else math.inf
-    prev_end = 0.0
+    prev_end, prev_speaker = 0.0, None
     for seg in transcript.segments:
         text = " ".join(seg.text.split())
-        units = _units(text, max_width)
-        if not units:
+        if not text:
             continue
+        name = label(seg.speaker) if label_turns and seg.speaker is not None and seg.speaker != prev_speaker else ""
+        prev_speaker = seg.speaker
+        keep = len(name) + 1 if name else 0  # "Name:", one unit
+        if keep:
+            text = f"{name}: {text}"
+        units = _units(text, max_width, keep)
         lines = _wrap(text, units, max_width)
-        groups = [_balanced(text, [u for line in lines[i:i + max_lines] for u in line], max_width)
+        groups = [_balanced(text, [u for line in lines[i:i + max_lines] for u in line], max_width,
+                            bool(keep) and i == 0)
                   for i in range(0, len(lines), max_lines)]
-        anchors = _anchors(text, seg)
+        anchors = _anchors(text, seg, keep)
         for group in groups:
             start = min(max(_time_at(anchors, group[0][0].start, True), prev_end), limit)
             end = min(max(_time_at(anchors, group[-1][-1].end, False), start), limit)
             prev_end = end
-            yield start, end, [_line_text(text, line) for line in group]
+            yield Cue(start, end, [_line_text(text, line) for line in group], seg.speaker)
 
 
 @lru_cache(maxsize=None)
@@ -244,11 +232,12 @@ def _is_wide(ch: str) -> bool:
     return unicodedata.east_asian_width(ch) in ("W", "F")
 
 
-def _units(text: str, max_width: int) -> list[_Unit]:
+def _units(text: str, max_width: int, keep: int = 0) -> list[_Unit]:
     """Words; a word holding wide characters, or too wide for a line, splits into characters (punctuation and
-    combining marks stay with the character before, opening brackets with the one after)."""
-    units: list[_Unit] = []
-    for m in re.finditer(r"\S+", text):
+    combining marks stay with the character before, opening brackets with the one after). `text[:keep]` (a
+    speaker's label) is one unit, never broken."""
+    units: list[_Unit] = [_Unit(0, keep, False, display_width(text[:keep]))] if keep else []
+    for m in _WORD.finditer(text, keep):
         a, b = m.span()
         word = m.group()
         if b - a <= max_width and word.isascii():  # the common case, settled without a look-up
@@ -294,9 +283,10 @@ def _wrap(text: str, units: list[_Unit], max_width: int) -> list[list[_Unit]]:
     return lines
 
 
-def _balanced(text: str, units: list[_Unit], max_width: int) -> list[list[_Unit]]:
+def _balanced(text: str, units: list[_Unit], max_width: int, labelled: bool = False) -> list[list[_Unit]]:
     """One line if it fits, else the two-line split with the shorter longer line, counting a first line that ends
-    at punctuation as PUNCTUATION_BONUS columns shorter (ties: the longer second line)."""
+    at punctuation as PUNCTUATION_BONUS columns shorter (ties: the longer second line). A `labelled` first unit (a
+    speaker's "Name:") keeps a word after it on its line."""
     upto = [0]  # upto[k]: the width of the first k units as one line
     for k, u in enumerate(units):
         upto.append(upto[-1] + u.width + (1 if u.spaced and k else 0))
@@ -304,7 +294,7 @@ def _balanced(text: str, units: list[_Unit], max_width: int) -> list[list[_Unit]
     if total <= max_width:
         return [units]
     best, best_key = _wrap(text, units, max_width), None
-    for k in range(1, len(units)):
+    for k in range(1 + labelled, len(units)):
         w1, w2 = upto[k], total - upto[k] - (1 if units[k].spaced else 0)  # no space opens the second line
         if w1 > max_width or w2 > max_width:
             continue
@@ -315,10 +305,10 @@ def _balanced(text: str, units: list[_Unit], max_width: int) -> list[list[_Unit]
     return best
 
 
-def _anchors(text: str, seg: Segment) -> tuple[list[int], list[float]]:
-    """Character positions and times from the segment's edges and each word found in its text; times made
-    non-decreasing."""
-    where, times, pos = [0], [seg.start], 0
+def _anchors(text: str, seg: Segment, pos: int = 0) -> tuple[list[int], list[float]]:
+    """Character positions and times from the segment's edges and each word found in its text from `pos` on (after
+    a speaker's label); times made non-decreasing."""
+    where, times = [0], [seg.start]
     for word in seg.words:
         needle = " ".join(word.text.split())
         at = text.find(needle, pos) if needle else -1
@@ -339,50 +329,3 @@ def _time_at(anchors: tuple[list[int], list[float]], p: int, is_start: bool) -> 
         return times[i]
     a, b = bisect_left(where, p) - 1, bisect_right(where, p)
     return times[a] + (times[b] - times[a]) * (p - where[a]) / (where[b] - where[a])
-
-
-# --- JSON back to a Transcript ----------------------------------------------------------------------------------
-
-
-def transcript_from_dict(d) -> Transcript:
-    """The inverse of the JSON writer; a malformed dict is an InputError naming the bad field."""
-    obj = _expect(d, dict, "the transcript", "an object")
-    segments = [_segment(s, f"segments[{i}]") for i, s in enumerate(_expect(obj.get("segments"), list,
-                                                                              "segments", "a list"))]
-    warnings = _expect(obj.get("warnings", []), list, "warnings", "a list")
-    timings = _expect(obj.get("timings", {}), dict, "timings", "an object")
-    return Transcript(
-        language=_expect(obj.get("language"), str, "language", "a string"),
-        duration=_seconds(obj.get("duration"), "duration"),
-        text=_expect(obj.get("text"), str, "text", "a string"),
-        segments=segments,
-        warnings=[_expect(w, str, f"warnings[{i}]", "a string") for i, w in enumerate(warnings)],
-        timings={_expect(k, str, "timings", "an object with text keys"): _seconds(v, f"timings.{k}")
-                 for k, v in timings.items()},
-    )
-
-
-def _segment(d, where: str) -> Segment:
-    obj = _expect(d, dict, where, "an object")
-    words = _expect(obj.get("words", []), list, f"{where}.words", "a list")
-    return Segment(start=_seconds(obj.get("start"), f"{where}.start"), end=_seconds(obj.get("end"), f"{where}.end"),
-                   text=_expect(obj.get("text"), str, f"{where}.text", "a string"),
-                   words=[_word(w, f"{where}.words[{i}]") for i, w in enumerate(words)])
-
-
-def _word(d, where: str) -> Word:
-    obj = _expect(d, dict, where, "an object")
-    return Word(start=_seconds(obj.get("start"), f"{where}.start"), end=_seconds(obj.get("end"), f"{where}.end"),
-                text=_expect(obj.get("text"), str, f"{where}.text", "a string"))
-
-
-def _expect(value, kind: type, where: str, what: str):
-    if not isinstance(value, kind):
-        raise InputError(f"malformed transcript: {where[:60]} must be {what}")
-    return value
-
-
-def _seconds(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InputError(f"malformed transcript: {where[:60]} must be a non-negative number of seconds")
-    return float(value)

@@ -1,7 +1,9 @@
 """The job schema shared by the RunPod worker (which validates jobs) and the remote client (which builds them).
 
 Input: exactly one of `audio_url` / `audio_base64` (+ optional `filename`), `language`, `word_timestamps`, `context`,
-`formats`, `chunk_seconds`. Output: the Transcript's JSON (`dataclasses.asdict`) plus the requested formats as strings.
+`formats`, `chunk_seconds`, and speaker labels: `diarize`, `num_speakers` or `min_speakers`/`max_speakers`. Output:
+the Transcript's JSON (core.output.transcript_json: `speaker` on words and segments and a `speakers` list when
+diarized) plus the requested formats as strings.
 One table (`FIELDS`) describes every field once (the JSON types, defaults and the README table come from it); the
 options' values are checked by `TranscribeOptions`, as for every other front end. The progress messages the worker
 sends and the client reads are defined here too, both directions side by side.
@@ -14,7 +16,8 @@ from typing import Any
 
 from core.errors import InputError
 from core.fetch.url_guard import MAX_URL_CHARS
-from core.options import CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, TranscribeOptions
+from core.options import (CHUNK_SECONDS_RANGE, MAX_CONTEXT_CHARS, MAX_SPEAKERS, OPTION_NAMES, TranscribeOptions,
+                          as_options)
 from core.output.writers import FORMATS, to_string, transcript_from_dict, transcript_to_dict
 from core.types import MAX_ALIGN_SECONDS, Transcript
 
@@ -41,6 +44,12 @@ FIELDS: dict[str, Field] = {
     "formats": Field(list, (), "subtitle/text renderings to return as strings: any of srt, vtt, txt"),
     "chunk_seconds": Field((int, float), None, f"target chunk length in seconds, {CHUNK_SECONDS_RANGE[0]:g} to "
                                                f"{MAX_ALIGN_SECONDS:g} (default: server setting)"),
+    "diarize": Field(bool, False, "label who speaks when: 'speaker' on words and segments, a 'speakers' list "
+                                  "(the worker needs DIARIZER_MODEL)"),
+    "num_speakers": Field((int, float), None, f"how many speakers there are, 1 to {MAX_SPEAKERS} (with diarize; "
+                                              "default: found automatically)"),
+    "min_speakers": Field((int, float), None, f"at least this many speakers, 1 to {MAX_SPEAKERS} (with diarize)"),
+    "max_speakers": Field((int, float), None, f"at most this many speakers, 1 to {MAX_SPEAKERS} (with diarize)"),
 }
 
 
@@ -61,7 +70,7 @@ class JobInput:
         if self.formats:
             out["formats"] = list(self.formats)
         o = self.options
-        for name in ("language", "context", "word_timestamps", "chunk_seconds"):
+        for name in OPTION_NAMES:
             value = getattr(o, name)
             if value is not None and value != FIELDS[name].default:
                 out[name] = value
@@ -108,9 +117,7 @@ def parse_job_input(raw: Any) -> JobInput:
         raise InputError(f"unknown format(s) {bad!r:.100}; 'formats' takes any of {', '.join(TEXT_FORMATS)}")
     formats = tuple(dict.fromkeys(f.lower() for f in formats))
 
-    options = TranscribeOptions(language=values.get("language"), context=values.get("context", ""),
-                                word_timestamps=values.get("word_timestamps", True),
-                                chunk_seconds=values.get("chunk_seconds"))
+    options = as_options({name: values[name] for name in OPTION_NAMES if name in values})  # the one options gate
     return JobInput(audio_url=url, audio_base64=b64, filename=values.get("filename"), formats=formats,
                     options=options)
 

@@ -160,7 +160,7 @@ class WebEntry:
         import requests
 
         upload = {"path": h.server_path, "orig_name": Path(h.server_path).name, "meta": {"_type": "gradio.FileData"}}
-        data = [upload, None, "", AUTO, "", True, 30]
+        data = [upload, None, "", AUTO, "", True, 30, False, "Automatic", "Automatic", "Automatic"]
         r = requests.post(self.base_url + "gradio_api/call/transcribe", json={"data": data}, timeout=30)
         r.raise_for_status()
         events = requests.get(self.base_url + f"gradio_api/call/transcribe/{r.json()['event_id']}", timeout=120).text

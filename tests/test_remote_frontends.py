@@ -79,8 +79,8 @@ def test_web_app_in_runpod_mode(api_kind, worker, sdk_api, media, speech, tmp_pa
         base, log_path = stack.enter_context(running_app(tmp_path, api.url if api else sdk_api, KEY))
         page_config = requests.get(base + "/config", timeout=10).text
         client = Client(base, verbose=False, download_files=str(tmp_path / "downloads"))
-        results = [client.predict(handle_file(str(wav)), None, "", *form.values(), "upload", api_name="/transcribe"),
-                   client.predict(None, None, media.url("/speech.wav"), *form.values(), "link",
+        results = [client.predict(handle_file(str(wav)), None, "", *form.values(), api_name="/transcribe"),
+                   client.predict(None, None, media.url("/speech.wav"), *form.values(),
                                   api_name="/transcribe")]
         if api is not None:
             sent = [set(job.input) & {"audio_url", "audio_base64"} for job in api.jobs.values()]

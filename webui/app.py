@@ -7,26 +7,32 @@ never runs more jobs than configured. Gradio's queue only lets jobs through to i
 on `config.server_name`, behind a login when `config.app_auth` is set. Errors: a `CoreError` is shown as its own
 message; anything else is logged here and shown as a generic message, and the app keeps serving. The message
 stays under the button (the pop-up closes by itself) until the next job starts.
+
+Speaker labels: the form's checkbox and counts go to `TranscribeOptions` (which checks them); the session's latest
+result is kept in a gr.State, and the player's rename requests (its `submit` event) are answered by `webui.speakers`
+from that copy, never from a transcript the browser sends.
 """
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 
 import gradio as gr
 
 from core.config import Config
-from core.errors import CoreError, JobCancelled
+from core.errors import CoreError, InputError, JobCancelled
 from core.fetch.sources import MEDIA_EXTENSIONS
-from core.options import CHUNK_SECONDS_RANGE
+from core.options import CHUNK_SECONDS_RANGE, MAX_SPEAKERS
 from core.transcriber import Transcriber
 
-from .handler import SOURCES, JobRunner, make_options, pick_job
+from .handler import AUTOMATIC, SOURCES, JobRunner, Result, make_options, pick_job
 from .inputs import UploadAudio, UploadFile
 from .languages import AUTO, CHOICES, ELEM_ID, ENTER_JS, resolve_language
 from .page import PAGE_CSS, THEME, TITLE, backend_line, failed, summary
 from .player import player_value, transcript_player
 from .progress import StageProgress
+from .speakers import STALE, from_event, is_for, rename
 from .waiting import WaitingLine, waiting_text
 
 log = logging.getLogger("webui")
@@ -37,12 +43,34 @@ GENERIC_ERROR = ("Something went wrong on the server while transcribing. Please 
 CANCELLED = "The job was cancelled."
 LOGIN_MESSAGE = "This transcriber is private: log in to use it."
 SPARE_THREADS = 8  # Gradio threads beyond the job event's: the page's small unqueued events and file handling
+DIARIZE_LABEL = "Who spoke when (speaker labels)"
 
 
 def job_limit(line: WaitingLine) -> int:
     """The job event's Gradio concurrency: every job that the line holds gets into it, and one more, which the line
     refuses with its own message (so nobody is left in Gradio's queue, whose "queue: 1/1" says nothing)."""
     return line.slots + line.max_waiting + 1
+
+
+def shown(result: Result, notice: str | None = None, answer: bool = False) -> dict:
+    """The player's value for `result`: its transcript, audio, files and speaker names; a rename's `answer` carries a
+    fresh token, so the page hears it even when it equals the last one."""
+    return player_value(result.transcript, result.audio, result.title, result.files, result=result.id,
+                        names=result.names, notice=notice, answer=secrets.token_hex(4) if answer else None)
+
+
+def count_field(label: str, elem_id: str, **kwargs) -> gr.Dropdown:
+    """A speaker count: "Automatic" or 1 to 20 from the list, or typed (what was typed goes to the options' check;
+    a gr.Number cannot be left empty in Gradio 6.31, it shows and sends 0)."""
+    return gr.Dropdown([AUTOMATIC, *range(1, MAX_SPEAKERS + 1)], value=AUTOMATIC, label=label, elem_id=elem_id,
+                       allow_custom_value=True, filterable=True, **kwargs)
+
+
+def speaker_counts(on: bool):
+    """The count fields show with the checkbox; unticking it also resets them (a count needs speaker labels)."""
+    if on:
+        return gr.update(visible=True), gr.update(visible=True), gr.skip(), gr.skip()
+    return gr.update(visible=False, value=AUTOMATIC), gr.update(visible=False), AUTOMATIC, AUTOMATIC
 
 
 def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None = None) -> gr.Blocks:
@@ -77,12 +105,21 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
                                        info="Auto-detect, or type a language or its code (es, de, ja…)")
                 context = gr.Textbox(label="Context (optional)", lines=2,
                                      placeholder="Names, places and terms that appear in the audio")
+                with gr.Row(equal_height=True):
+                    diarize = gr.Checkbox(value=False, label=DIARIZE_LABEL, elem_id="diarize", scale=2, min_width=200,
+                                          info="Name the speaker of each line; you can rename them in the player")
+                    speakers = count_field("Number of speakers", "num-speakers", visible=False, scale=1,
+                                           min_width=150, info="If you know it; else counted automatically")
                 with gr.Accordion("Advanced", open=False):
                     words = gr.Checkbox(value=True, label="Word timestamps",
                                         info="Time every word (11 languages); off is faster")
                     chunk = gr.Slider(CHUNK_SECONDS_RANGE[0], config.chunk_max_s, value=config.chunk_target_s,
                                       step=1, label="Chunk length (seconds)",
                                       info="Audio is cut at pauses near this length")
+                    with gr.Row(visible=False) as bounds:
+                        fewest = count_field("Fewest speakers", "min-speakers",
+                                             info="Bounds for the automatic count (speaker labels)")
+                        most = count_field("Most speakers", "max-speakers")
                 with gr.Row():
                     go = gr.Button("Transcribe", variant="primary", scale=3)
                     stop = gr.Button("Cancel", variant="secondary", scale=1)
@@ -92,6 +129,7 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False)
             with gr.Column(scale=3, min_width=360):
                 player = transcript_player(label="Transcript", min_height=420)
+        latest = gr.State(None)  # the session's latest Result: what renames work on
 
         runner = JobRunner(pipeline, player.move_resource_to_block_cache)
 
@@ -102,7 +140,8 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
                         outcome[key] = message
 
         def transcribe(upload_file, recording, link, language, context, word_timestamps, chunk_seconds, tab,
-                       request: gr.Request, progress=gr.Progress()):
+                       diarize=False, num_speakers=None, min_speakers=None, max_speakers=None,
+                       request: gr.Request = None, progress=gr.Progress()):
             key = session(request)
             cancel = threading.Event()
             if key:
@@ -110,7 +149,8 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
                     running[key] = cancel
             try:
                 job = pick_job(tab, upload_file, recording, link)
-                options = make_options(resolve_language(language), context, word_timestamps, chunk_seconds)
+                options = make_options(resolve_language(language), context, word_timestamps, chunk_seconds,
+                                       diarize, num_speakers, min_speakers, max_speakers)
                 with line.place(cancel, lambda ahead, waited: progress(0.0, desc=waiting_text(ahead, waited))):
                     progress(0.0, desc="Starting")
                     result = runner.run(job, options, StageProgress(progress), cancel)
@@ -130,8 +170,21 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
                     with lock:
                         if running.get(key) is cancel:
                             del running[key]
-            return (player_value(result.transcript, result.audio, job.title, result.files), result.files,
-                    summary(result.transcript))
+            return shown(result), result.files, summary(result.transcript), result
+
+        def rename_speakers(result: Result | None, event: gr.EventData):
+            """The player's rename: the session's result renamed and its files rewritten; a bad name leaves the last
+            good names on the page, with the reason beside them."""
+            request = from_event(event)
+            if result is None:
+                raise gr.Error(STALE, print_exception=False)
+            if not is_for(result, request):  # made on a result that a newer job has replaced
+                return gr.skip(), gr.skip(), gr.skip()
+            try:
+                renamed = rename(result, request, runner.keep)
+            except InputError as e:
+                return shown(result, notice=f"Not renamed: {e}", answer=True), gr.skip(), gr.skip()
+            return shown(renamed, answer=True), renamed.files, renamed
 
         def start_job(request: gr.Request):
             """A new job clears the last one's message."""
@@ -163,9 +216,11 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
 
         for tab, name in zip((tab_upload, tab_record, tab_link), SOURCES):
             tab.select(lambda name=name: name, None, active, queue=False, api_visibility="private")
-        job_inputs = [upload, recording, url, language, context, words, chunk, active]
-        job_outputs = [player, files, status]
+        job_inputs = [upload, recording, url, language, context, words, chunk, active, diarize, speakers, fewest, most]
+        job_outputs = [player, files, status, latest]
         quiet = dict(queue=False, show_progress="hidden", api_visibility="private")
+        diarize.change(speaker_counts, diarize, [speakers, bounds, fewest, most], **quiet)
+        player.submit(rename_speakers, latest, [player, files, latest], trigger_mode="always_last", **quiet)
         runs = []
         for trigger, api in ((go.click, dict(api_name="transcribe")), (url.submit, dict(api_visibility="private"))):
             run = trigger(start_job, None, status, **quiet).then(

@@ -7,9 +7,10 @@ copied into Gradio's cache (which `delete_cache` ages out) and the folder is rem
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
@@ -27,6 +28,7 @@ log = logging.getLogger("webui")
 PLAYER_CODEC = "mp3"  # plays in every browser; Ogg Opus is smaller but older Safari cannot play it
 PLAYER_BITRATE = 32_000  # 16 kHz mono speech: about 14 MB per hour
 SOURCES = ("upload", "record", "link")
+AUTOMATIC = "Automatic"  # a speaker count left to the diarizer
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,17 @@ class Job:
     allow_local: bool = False  # only Gradio's own upload/recording paths may be read from disk
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
+    """One finished job as the page holds it (in a gr.State, per browser session): the transcript as the pipeline
+    made it, and the speaker names the user has given since (`webui.speakers`), which the files carry."""
+
     transcript: Transcript
     files: list[str]  # JSON, SRT, VTT, TXT in Gradio's cache
     audio: str | None  # the player's audio in Gradio's cache, or None if it could not be encoded
+    title: str = "transcript"
+    names: dict[str, str] = field(default_factory=dict)  # a speaker's label -> the name the user gave it
+    id: str = field(default_factory=lambda: secrets.token_hex(8))  # tells a rename which result it was made on
 
 
 def pick_job(active: str, upload: str | None, recording: str | None, url: str | None) -> Job:
@@ -71,11 +79,38 @@ def title_from_url(url: str) -> str:
     return (stem or parts.hostname or "transcript")[:80]
 
 
-def make_options(language: str | None, context: str | None, word_timestamps: bool,
-                 chunk_seconds: float | None) -> TranscribeOptions:
-    """The form's values as TranscribeOptions (which checks them); the context box's stray whitespace is dropped."""
+def make_options(language: str | None, context: str | None, word_timestamps: bool, chunk_seconds: float | None,
+                 diarize: bool = False, num_speakers=AUTOMATIC, min_speakers=AUTOMATIC,
+                 max_speakers=AUTOMATIC) -> TranscribeOptions:
+    """The form's values as TranscribeOptions (which checks them, speaker counts included); the context box's stray
+    whitespace is dropped, a checkbox left unset (None) is off, and each count goes through `speaker_count`."""
     return TranscribeOptions(language=language, context=(context or "").strip(), word_timestamps=bool(word_timestamps),
-                             chunk_seconds=None if chunk_seconds is None else float(chunk_seconds))
+                             chunk_seconds=None if chunk_seconds is None else float(chunk_seconds),
+                             diarize=False if diarize is None else diarize, num_speakers=speaker_count(num_speakers),
+                             min_speakers=speaker_count(min_speakers), max_speakers=speaker_count(max_speakers))
+
+
+def speaker_count(value):
+    """A count field's value as the options take it: None for "Automatic" (or nothing), a number typed as text as
+    that number; anything else as it came, for TranscribeOptions to refuse in its own words."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", AUTOMATIC.lower())):
+        return None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def write_kept(transcript: Transcript, title: str, keep: Callable[[str], str], folder: str | None = None) -> list[str]:
+    """The four download files of `transcript`, written to `folder` (by default a temporary one, removed after) and
+    moved by `keep` into Gradio's cache; returns their kept paths."""
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="asr-webui-") as tmp:
+            return write_kept(transcript, title, keep, tmp)
+    return [keep(str(p)) for p in write_files(transcript, folder, title, FORMATS)]
 
 
 class JobRunner:
@@ -98,8 +133,7 @@ class JobRunner:
                 raise
             # The files are written while the player's audio may still be encoding (seconds for a long file).
             progress("write", 0, 1)
-            paths = write_files(transcript, tmp, job.title, FORMATS)
-            files = [self.keep(str(p)) for p in paths]
+            files = write_kept(transcript, job.title, self.keep, tmp)
             progress("write", 1, 1)
             progress("player", 0, 1)
             audio = encoder.wait()
@@ -107,7 +141,7 @@ class JobRunner:
                 transcript.warnings.append("the audio could not be prepared for the player")
             kept_audio = self.keep(str(audio)) if audio else None
             progress("player", 1, 1)
-        return Result(transcript, files, kept_audio)
+        return Result(transcript, files, kept_audio, job.title)
 
 
 class _Encoder:

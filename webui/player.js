@@ -2,11 +2,14 @@
  * The transcript player: timestamped segments beside an <audio> element, kept in sync both ways.
  *
  * Gradio runs this file as the gr.HTML component's `js_on_load` with `element` (the component's root), `props`
- * (props.value is {transcript, audio, title}) and `watch` (called after props.value changes). The DOM shell comes
- * from player.html; segments are built once per transcript, and playback only toggles classes on the segment and
- * word that changed: a binary search over start times per frame, so an hour of transcript never re-renders.
+ * (props.value is {transcript, audio, title, downloads, result, names, notice}), `watch` (called after props.value
+ * changes) and `trigger` (sends an event to the server). The DOM shell comes from player.html; segments are built
+ * once per result, and playback only toggles classes on the segment and word that changed: a binary search over
+ * start times per frame, so an hour of transcript never re-renders. Speakers (names on the lines, the filter,
+ * renaming) are speakers.js; a new value for the result on show (a rename's answer) only updates the names and the
+ * downloads, so the audio keeps playing where it was.
  */
-function mountTranscriptPlayer(root, props, watch) {
+function mountTranscriptPlayer(root, props, watch, trigger) {
   "use strict";
 
   const EPS = 0.02;            // a seek to 3.04 may read back as 3.0399: count it as inside the segment
@@ -22,6 +25,11 @@ function mountTranscriptPlayer(root, props, watch) {
   let segs = [];               // {start, end, text, lower, el, textEl, words: [{start, end, el}], wordStarts}
   let starts = new Float64Array(0);
   let current = -1, currentWord = null, frame = 0, userScrolledAt = -Infinity, searchTimer = 0;
+  let shownResult = null;      // the id of the result on show: renames are sent for it
+  // Without speakers.js (the player mounted alone) the lines have no speakers.
+  const speakers = typeof createSpeakerView === "function"
+    ? createSpeakerView(root, { changed: applySearch, rename: sendNames })
+    : { load() {}, update() {}, shows: () => true, prefix: () => "" };
 
   function clock(t, hours) {
     const s = Math.max(0, Math.floor(t + 1e-6));
@@ -65,6 +73,7 @@ function mountTranscriptPlayer(root, props, watch) {
     current = -1;
     currentWord = null;
     const t = value && value.transcript;
+    shownResult = (t && value.result) || null;
     if (!t || !Array.isArray(t.segments)) {
       box.dataset.state = "empty";
       audio.removeAttribute("src");
@@ -97,20 +106,34 @@ function mountTranscriptPlayer(root, props, watch) {
       time.className = "tp-time";
       time.textContent = clock(+s.start, hours);
       time.title = "Play from " + time.textContent;
+      const body = document.createElement("div");
+      body.className = "tp-body";
       const text = document.createElement("span");
       text.className = "tp-text";
       const words = fillText(text, String(s.text || ""), s.words);
-      li.append(time, text);
+      body.append(text);
+      li.append(time, body);
       frag.append(li);
       return { start: +s.start, end: +s.end, text: String(s.text || ""), lower: String(s.text || "").toLowerCase(),
                el: li, textEl: text, words, wordStarts: Float64Array.from(words, (w) => w.start) };
     });
     starts = Float64Array.from(segs, (s) => s.start);
+    speakers.load(t, segs, value);
     list.replaceChildren(frag);
     list.scrollTop = 0;
     box.dataset.state = "ready";
     applySearch();
     sync();
+  }
+
+  // The result on show again (a rename's answer): new names and downloads; the lines and the audio stay.
+  function refresh(value) {
+    renderDownloads(value.downloads);
+    speakers.update(value);
+  }
+
+  function sendNames(names) {
+    if (shownResult && typeof trigger === "function") trigger("submit", { result: shownResult, names });
   }
 
   // One link per file ("JSON", "SRT", ...), downloading it under its own name.
@@ -193,15 +216,16 @@ function mountTranscriptPlayer(root, props, watch) {
     const query = search.value.trim().toLowerCase();
     const ranges = [];
     let shown = 0;
-    for (const s of segs) {
-      const hit = !query || s.lower.includes(query);
+    segs.forEach((s, i) => {
+      const hit = (!query || s.lower.includes(query)) && speakers.shows(i);
       if (s.el.hidden === hit) s.el.hidden = !hit;
-      if (!hit) continue;
+      if (!hit) return;
       shown++;
       if (query && canHighlight) collectRanges(s, query, ranges);
-    }
-    count.textContent = query ? shown + " of " + segs.length + " lines" : "";
-    none.hidden = !(query && shown === 0);
+    });
+    const narrowed = shown < segs.length;
+    count.textContent = query || narrowed ? shown + " of " + segs.length + " lines" : "";
+    none.hidden = shown > 0 || segs.length === 0;
     if (canHighlight) {
       if (ranges.length) CSS.highlights.set("tp-match", new Highlight(...ranges));
       else CSS.highlights.delete("tp-match");
@@ -229,7 +253,8 @@ function mountTranscriptPlayer(root, props, watch) {
   }
 
   async function copyAll() {
-    const text = segs.map((s) => s.text.trim()).filter(Boolean).join("\n");
+    const text = segs.map((s, i) => (s.text.trim() ? speakers.prefix(i) + s.text.trim() : "")).filter(Boolean)
+      .join("\n");
     let ok = false;
     try {
       await navigator.clipboard.writeText(text);
@@ -258,7 +283,7 @@ function mountTranscriptPlayer(root, props, watch) {
   list.addEventListener("click", (e) => {
     if (String(window.getSelection() || "") !== "") return;  // the reader is selecting text, not seeking
     const li = e.target.closest(".tp-seg");
-    if (!li) return;
+    if (!li || e.target.closest(".tp-rename")) return;
     const seg = segs[+li.dataset.i];
     const word = e.target.closest(".tp-w");
     seek(word ? seg.words[+word.dataset.w].start : seg.start);
@@ -292,7 +317,12 @@ function mountTranscriptPlayer(root, props, watch) {
   copyButton.addEventListener("click", copyAll);
 
   watch("value", () => {
-    render(props.value);
+    const value = props.value;
+    if (value && value.transcript && value.result && value.result === shownResult && segs.length) {
+      refresh(value);
+      return;
+    }
+    render(value);
     if (segs.length) reveal();
   });
   render(props.value);

@@ -10,8 +10,9 @@ import threading
 import time
 
 from core.config import Config
+from core.errors import InputError
 from core.options import TranscribeOptions, as_options
-from core.pipeline import Pipeline, cancellable
+from core.pipeline import NO_DIARIZER, Pipeline, cancellable
 from core.types import SAMPLE_RATE, Progress, Transcript, no_progress
 
 _pipeline = None  # the local Pipeline, set once by `on_zerogpu`; module-level so the GPU call pickles nothing big
@@ -62,9 +63,12 @@ class ZeroGpuPipeline:
                    *, filename: str | None = None, allow_local: bool = True, on_audio=None,
                    cancel: threading.Event | None = None) -> Transcript:
         """Fetch and decode here, the models inside the GPU call; `cancel` is honoured up to the GPU call and
-        right after it (the call itself runs in ZeroGPU's process)."""
+        right after it (the call itself runs in ZeroGPU's process). Speaker labels on a Space without a diarizer are
+        refused before anything is fetched or any GPU time is asked for."""
         t0 = time.perf_counter()
         options = as_options(options)
+        if options.diarize and not self.pipeline.can_diarize:
+            raise InputError(NO_DIARIZER)
         progress = cancellable(progress or no_progress, cancel)
         samples, timings = self.pipeline.load_audio(source, progress, filename=filename, allow_local=allow_local)
         if on_audio is not None:

@@ -49,6 +49,13 @@ def test_a_forced_count_is_kept_even_against_the_data():
     assert len(set(cluster(emb[:2], 3, 3))) == 2  # never more speakers than windows
 
 
+@pytest.mark.parametrize("n", [3, 4, 5, 12, 20, 21])
+def test_an_automatic_count_on_a_few_windows_still_gives_labels(n):
+    emb, _ = blobs((n // 2, n - n // 2))
+    labels = cluster(emb, 1, 20)
+    assert len(labels) == n and 1 <= len(set(labels)) <= n - 1
+
+
 def test_windows_tile_each_stretch_of_speech():
     runs = speech_runs([(0.0, 0.4), (0.6, 3.0), (10.0, 10.3), (20.0, 25.25)])
     assert runs == [(0.0, 3.0), (10.0, 10.3), (20.0, 25.25)]  # 0.2 s apart joins, 7 s apart does not

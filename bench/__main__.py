@@ -1,8 +1,11 @@
 """`python -m bench`: the GPU benchmark of the whole pipeline, the original design beside it, and the targets.
 
 Builds full-size random checkpoints from the manifest, writes speech-like hour-long MP3s (a fresh one per timed pass),
-then times: end to end per file with per-stage times; the original worker's design on the same input; 16 files in
-flight; cold start in fresh processes. Prints a short table last and writes every number to OUT/results.json.
+then times: end to end per file with per-stage times, without and with speaker labels (the full-size random
+diarizer on the audio's speech stretches, bench.speakers.SpeechStretchDiarizer; its passes get their own fresh files,
+since a file's second run would find its audio in vLLM's prefix cache); the original worker's design on the same
+input; 16 files in flight; cold start in fresh processes. Prints a short table last and writes every number to
+OUT/results.json (`--skip speakers` leaves the speaker passes out).
 
 Keep the entry point under `if __name__ == "__main__"`: vLLM may start its engine process by spawn, which re-imports
 the main module.
@@ -17,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = ("cpu", "e2e", "original", "many", "cold")
+STEPS = ("cpu", "e2e", "speakers", "original", "many", "cold")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,19 +72,25 @@ def make_inputs(work: Path, minutes: float, names: list[str], seed0: int) -> lis
     return paths
 
 
-def build_checkpoints(args) -> tuple[Path, Path, float]:
+def build_checkpoints(args) -> tuple[Path, Path, Path, float]:
+    """ASR, aligner and diarizer checkpoints of `args.size` (each built once; full size in bf16, on the device)."""
     from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
+    from bench.speaker_checkpoint import build_diarizer_checkpoint
 
     root = args.work / f"ckpt-{args.size}"
     t0 = time.perf_counter()
     if not (root / "asr" / "model.safetensors").exists():
         build_asr_checkpoint(root / "asr", size=args.size, device=args.device, rig=False)
         build_aligner_checkpoint(root / "aligner", size=args.size, device=args.device, rig=False)
-    return root / "asr", root / "aligner", time.perf_counter() - t0
+    if not (root / "diarizer" / "model.safetensors").exists():
+        build_diarizer_checkpoint(root / "diarizer", size=args.size, device=args.device)
+    return root / "asr", root / "aligner", root / "diarizer", time.perf_counter() - t0
 
 
-def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
+def build_pipeline(args, asr_dir: Path, aligner_dir: Path, diarizer_dir: Path | None = None):
+    """The pipeline with its models loaded and warmed; `diarizer_dir` None: no diarizer (speaker passes skipped)."""
     from bench.pipeline_bench import SpeechRateText
+    from bench.speakers import timed_diarizer
     from core.align.aligner import load_aligner
     from core.config import config_from_env
     from core.pipeline import Pipeline
@@ -89,7 +98,7 @@ def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
     config = config_from_env(asr_model=str(asr_dir), aligner_model=str(aligner_dir), asr_backend=args.backend,
                              device=args.device, align_batch_size=args.align_batch, chunk_target_s=args.chunk_seconds,
                              chunk_max_s=max(args.chunk_seconds, 60.0), vllm_gpu_memory_utilization=args.gpu_util,
-                             decode_workers=args.decode_workers)
+                             decode_workers=args.decode_workers, diarizer_model=str(diarizer_dir or ""))
     t0 = time.perf_counter()
     if args.backend == "vllm":
         from core.asr.vllm_backend import VllmAsr
@@ -103,10 +112,20 @@ def build_pipeline(args, asr_dir: Path, aligner_dir: Path):
     t_asr = time.perf_counter() - t0
     aligner = load_aligner(config)
     t_all = time.perf_counter() - t0
-    pipeline = Pipeline(config, asr=SpeechRateText(inner), aligner=aligner)
+    diarizer = timed_diarizer(config) if diarizer_dir else None
+    t_diarizer = time.perf_counter() - t0 - t_all
+    pipeline = Pipeline(config, asr=SpeechRateText(inner), aligner=aligner, diarizer=diarizer)
     pipeline.warm_up()  # decode processes up before the clock, as a server starts them
-    log(f"pipeline ready: ASR {t_asr:.1f} s, aligner {t_all - t_asr:.1f} s, {pipeline.decoder.workers} decode workers")
-    return pipeline, config, {"asr_load_s": t_asr, "aligner_load_s": t_all - t_asr}
+    log(f"pipeline ready: ASR {t_asr:.1f} s, aligner {t_all - t_asr:.1f} s, diarizer {t_diarizer:.1f} s, "
+        f"{pipeline.decoder.workers} decode workers")
+    return pipeline, config, {"asr_load_s": t_asr, "aligner_load_s": t_all - t_asr, "diarizer_load_s": t_diarizer}
+
+
+def log_pass(r, diarizer: dict | None = None) -> None:
+    log(f"{r.name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
+        f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}, "
+        f"ASR {json.dumps(r.asr_stats)}, aligner {json.dumps(r.align_stats)}"
+        + (f", diarizer {json.dumps({k: round(v, 3) for k, v in diarizer.items()})}" if diarizer else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,15 +138,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import report
     from bench.pipeline_bench import gpu_memory, run_many, run_pass
+    from core.options import TranscribeOptions
 
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    asr_dir, aligner_dir, t_ckpt = build_checkpoints(args)
+    asr_dir, aligner_dir, diarizer_dir, t_ckpt = build_checkpoints(args)
     results["checkpoints_s"] = t_ckpt
     log(f"checkpoints in {t_ckpt:.1f} s")
 
     names = ["warmup"] + [f"pass{i}" for i in range(args.passes)]
     inputs = make_inputs(args.work / "inputs", args.minutes, names, seed0=1000)
     warm_input = make_inputs(args.work / "inputs", min(5.0, args.minutes), ["warm"], seed0=999)[0]
+    speaker_inputs = [] if "speakers" in skip else make_inputs(
+        args.work / "inputs", args.minutes, [f"speakers{i}" for i in range(args.passes)], seed0=1100)
     many_inputs = [] if "many" in skip else make_inputs(args.work / "inputs", args.minutes,
                                                         [f"many{i:02d}" for i in range(args.files)], seed0=2000)
     if args.prepare_only:
@@ -142,22 +164,29 @@ def main(argv: list[str] | None = None) -> int:
         results["cpu"] = report.cpu_stages(inputs[0], args.chunk_seconds)
         log(f"CPU stages on {inputs[0].name}: {json.dumps({k: round(v, 3) for k, v in results['cpu'].items()})}")
 
-    pipeline, config, load = build_pipeline(args, asr_dir, aligner_dir)
+    pipeline, config, load = build_pipeline(args, asr_dir, aligner_dir, diarizer_dir if speaker_inputs else None)
     results["load"] = load
     outputs = args.work / "outputs"
     outputs.mkdir(exist_ok=True)
+    speakers = TranscribeOptions(diarize=True)
     warm = run_pass(pipeline, warm_input, outputs, "warm")
     log(f"warm-up pass: {warm.total_s:.2f} s for {warm.audio_s:.0f} s of audio")
     run_pass(pipeline, inputs[0], outputs, "warmup")
-    passes = []
-    if "e2e" not in skip:
-        for path, name in zip(inputs[1:], names[1:]):
-            r = run_pass(pipeline, path, outputs, name)
+    if speaker_inputs:  # the diarizer's first-call costs (kernels, cuDNN plans) off the clock too
+        run_pass(pipeline, warm_input, outputs, "warm-speakers", speakers)
+        run_pass(pipeline, inputs[0], outputs, "warmup-speakers", speakers)
+    passes, speaker_passes = [], []
+    for i in range(args.passes):  # without and with speakers in turn, so a drifting machine touches both alike
+        if "e2e" not in skip:
+            r = run_pass(pipeline, inputs[1 + i], outputs, names[1 + i])
             passes.append(r)
-            log(f"{name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
-                f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}, "
-                f"ASR {json.dumps(r.asr_stats)}, aligner {json.dumps(r.align_stats)}")
+            log_pass(r)
+        if speaker_inputs:
+            r = run_pass(pipeline, speaker_inputs[i], outputs, f"speakers{i}", speakers)
+            speaker_passes.append({**report.as_dict(r), "diarizer": dict(pipeline.diarizer().last)})
+            log_pass(r, speaker_passes[-1]["diarizer"])
     results["passes"] = [report.as_dict(r) for r in passes]
+    results["speaker_passes"] = speaker_passes
     results["gpu_memory"] = gpu_memory()
 
     if "original" not in skip and passes:

@@ -25,6 +25,22 @@ LINES = (
     "Our listener asks whether dams make things better or worse",
 )
 
+# Later rounds say new sentences built from these (seeded): espeak-ng is deterministic, so repeating LINES would put
+# exact copies of the same audio in the file, which no real talk has and which a nearest-neighbour graph latches onto.
+SUBJECTS = ("the river", "our guest", "the old bridge", "a farmer", "the town council", "my sister", "the storm",
+            "a young engineer", "the museum", "every village")
+VERBS = ("changed", "remembered", "described", "moved", "protected", "studied", "rebuilt", "flooded", "measured",
+         "followed")
+OBJECTS = ("the northern valley", "a quiet harbour", "twelve stone houses", "the whole summer", "the muddy road",
+           "an empty market", "the tallest tower", "three small islands", "the school garden", "a long winter")
+ENDINGS = ("last year", "after the flood", "without any help", "before the election", "in the morning",
+           "for a decade", "on the radio", "near the coast", "every spring", "at great cost")
+
+
+def fresh_line(rng: np.random.Generator) -> str:
+    pick = lambda words: words[int(rng.integers(len(words)))]  # noqa: E731
+    return f"{pick(SUBJECTS)} {pick(VERBS)} {pick(OBJECTS)} {pick(ENDINGS)}".capitalize()
+
 
 @dataclass
 class Conversation:
@@ -50,15 +66,17 @@ def say(text: str, voice: str, wpm: int = 170) -> np.ndarray:
 
 
 def make_conversation(speakers: int = 2, lines: int = 6, *, gap_s: float = 0.6, repeat: int = 1,
-                      voices: tuple[str, ...] = VOICES) -> Conversation:
-    """`lines` lines (cycled from LINES, `repeat` rounds) spoken by `speakers` voices in turn, `gap_s` apart."""
+                      voices: tuple[str, ...] = VOICES, seed: int = 0) -> Conversation:
+    """`lines` lines spoken by `speakers` voices in turn, `gap_s` apart, `repeat` rounds: the first round from
+    LINES, later ones new sentences (`fresh_line`)."""
     if not 1 <= speakers <= len(voices):
         raise ValueError(f"speakers must be 1..{len(voices)}")
     parts, turns, t = [], [], 0.0
     gap = np.zeros(int(gap_s * SR), dtype=np.float32)
+    rng = np.random.default_rng(seed)
     for k in range(lines * repeat):
         who = k % speakers
-        speech = say(LINES[k % len(LINES)], voices[who])
+        speech = say(LINES[k % len(LINES)] if k < lines else fresh_line(rng), voices[who])
         if parts:
             parts.append(gap)
             t += gap_s

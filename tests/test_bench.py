@@ -162,6 +162,56 @@ def test_summary_says_when_the_original_design_failed():
     assert rows["original design, same input"][1].startswith("OutOfMemoryError")
 
 
+def test_summary_puts_speakers_beside_the_passes_without():
+    results = {
+        "passes": [{"total_s": 5.0, "rtfx": 720.0, "stages": {}, "first_result_s": None},
+                   {"total_s": 7.0, "rtfx": 514.0, "stages": {}, "first_result_s": None}],
+        "speaker_passes": [
+            {"total_s": 7.5, "rtfx": 480.0, "audio_s": 3600.0, "stages": {"diarize": 1.2},
+             "diarizer": {"embed_s": 0.8, "windows": 4000}},
+            {"total_s": 6.5, "rtfx": 554.0, "audio_s": 1800.0, "stages": {"diarize": 0.5},
+             "diarizer": {"embed_s": 0.3, "windows": 2000}}],
+    }
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
+            for ln in summary(results).splitlines()[2:]}
+    assert rows["end to end, 60 min file (best of 2)"][0] == "5.00 s"  # the pass without speakers, as before
+    assert rows["end to end with speakers (best of 2)"][:2] == ["6.50 s", "RTFx 554"]
+    assert rows["speakers add (median with - without)"][0] == "1.00 s"  # 7.0 - 6.0
+    per_hour = rows["stage diarize, per audio hour"]
+    assert per_hour[0] == "1.00 s"  # 0.5 s on half an hour beats 1.2 s on an hour
+    assert per_hour[1].startswith("1.20, 1.00 s/h by pass") and "2000 windows" in per_hour[1]
+    assert per_hour[2] == "<= 1.5 s"
+    assert "with speakers" not in summary({"passes": results["passes"]})
+
+
+def test_bench_steps_can_leave_speakers_out():
+    from bench.__main__ import STEPS, build_parser
+
+    assert "speakers" in STEPS
+    assert build_parser().parse_args(["--skip", "speakers"]).skip == "speakers"
+
+
+def test_speech_spans_lie_between_the_pauses():
+    from bench.speakers import speech_spans, windows_per_hour
+
+    audio = synth.synth_speech(60.0, seed=4)
+    spans = speech_spans(audio)
+    assert len(spans) >= 4 and all(0 <= a < b <= 60.0 for a, b in spans)
+    assert all(b1 < a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert 0.5 < sum(b - a for a, b in spans) / 60.0 < 0.98  # mostly talk, the pauses left out
+    assert 3000 < windows_per_hour(spans, 60.0) <= 4000  # an hour's windows hit the cap, not 60x a minute's
+
+
+def test_the_cpu_speaker_mode_runs_the_stage(tmp_path, capsys):
+    from bench.speakers import main
+
+    result = main(["--size", "tiny", "--minutes", "0.5", "--repeat", "1", "--no-hour", "--work", str(tmp_path)])
+    assert result["windows"] > 10 and result["turns"] >= 1 and 1 <= result["speakers"] <= 20
+    assert 0 < result["embed_s"] <= result["stage_s"]
+    assert result["stage_s_per_audio_hour"] == pytest.approx(result["stage_s"] * 120)
+    assert "s per audio hour" in capsys.readouterr().out
+
+
 def test_rtfx():
     assert rtfx(3600.0, 2.0) == 1800.0
 
@@ -188,6 +238,52 @@ def test_a_pass_writes_json_and_srt_with_word_times(tmp_path):
     assert {"decode", "chunk", "transcribe", "align", "merge", "write"} <= set(result.stages)
     assert result.first_result_s is not None and result.first_result_s <= result.total_s
     assert 11.9 < result.audio_s < 12.3
+
+
+def test_a_pass_with_speakers_labels_every_word(tmp_path):
+    from bench.checkpoints import build_aligner_checkpoint, build_asr_checkpoint
+    from bench.pipeline_bench import run_pass
+    from bench.speaker_checkpoint import build_diarizer_checkpoint
+    from bench.speakers import timed_diarizer
+    from core.align.aligner import load_aligner
+    from core.asr.transformers_backend import TransformersAsr
+    from core.config import config_from_env
+    from core.options import TranscribeOptions
+    from core.pipeline import Pipeline
+
+    config = config_from_env(asr_model=str(build_asr_checkpoint(tmp_path / "asr")),
+                             aligner_model=str(build_aligner_checkpoint(tmp_path / "aligner")), device="cpu",
+                             diarizer_model=str(build_diarizer_checkpoint(tmp_path / "diarizer")),
+                             asr_backend="transformers", max_tokens_per_second=2.0)
+    diarizer = timed_diarizer(config)
+    pipeline = Pipeline(config, asr=SpeechRateText(TransformersAsr(config)), aligner=load_aligner(config),
+                        diarizer=diarizer)
+    path = synth.write_speech_mp3(tmp_path / "in.mp3", 12.0, seed=9, workers=1)
+    result = run_pass(pipeline, path, tmp_path / "out", "job", TranscribeOptions(diarize=True, num_speakers=2))
+    data = json.loads((tmp_path / "out" / "job.json").read_text())
+    words = [w for s in data["segments"] for w in s["words"]]
+    assert len(words) == 30 and all(w["speaker"] in ("Speaker 1", "Speaker 2") for w in words)
+    assert "diarize" in result.stages
+    assert diarizer.embedder.last["windows"] > 0 and diarizer.embedder.last["embed_s"] <= result.stages["diarize"]
+
+
+def test_the_bench_times_passes_without_and_with_speakers(tmp_path, capsys, monkeypatch):
+    from bench.__main__ import main
+
+    monkeypatch.setenv("MAX_TOKENS_PER_SECOND", "0.5")  # the tiny random ASR would generate to its cap
+    assert main(["--work", str(tmp_path), "--size", "tiny", "--backend", "transformers", "--device", "cpu",
+                 "--minutes", "0.5", "--passes", "1", "--skip", "cold,many,original,cpu"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "ckpt-tiny" / "diarizer" / "model.safetensors").exists()
+    [plain], [speakers] = results["passes"], results["speaker_passes"]
+    assert "diarize" not in plain["stages"] and "diarize" in speakers["stages"]
+    assert speakers["name"] == "speakers0" and speakers["diarizer"]["windows"] > 0
+    assert "diarizer_load_s" in results["load"]
+    table = capsys.readouterr().out
+    assert "end to end with speakers (best of 1)" in table and "stage diarize, per audio hour" in table
+    main(["--work", str(tmp_path), "--size", "tiny", "--backend", "transformers", "--device", "cpu",
+          "--minutes", "0.5", "--passes", "1", "--skip", "cold,many,original,cpu,speakers"])
+    assert json.loads((tmp_path / "results.json").read_text())["speaker_passes"] == []
 
 
 def test_first_result_ignores_other_stages():

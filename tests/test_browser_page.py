@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from audio_helpers import make_podcast
-from webui_helpers import app_config, browser, serve, upload, upload_and_transcribe
+from webui_helpers import DESKTOP, PHONE, app_config, chromium, playwright_or_skip, serve, upload  # noqa: F401
+from webui_helpers import upload_and_transcribe
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path("/usr/bin/chromium").exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
-expect = playwright_api.expect
-
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+expect = playwright_or_skip().expect
 AUDIO = "document.querySelector('#transcript-player .tp-audio')"
 
 
@@ -32,14 +26,6 @@ AUDIO = "document.querySelector('#transcript-player .tp-audio')"
 def app():
     with serve(app_config(chunk_target_s=8.0)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with playwright_api.sync_playwright() as p:
-        b = browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

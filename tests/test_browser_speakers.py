@@ -8,41 +8,21 @@ options gate's message under the button. Random tiny weights cannot tell voices 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import requests
 
 from speaker_helpers import TWO, assert_labelled, talk  # noqa: F401 (talk: a fixture)
 from webui.app import DIARIZE_LABEL
-from webui_helpers import app_config, browser, serve, upload, upload_and_transcribe
+from webui_helpers import DESKTOP, PHONE, chromium, playwright_or_skip, upload, upload_and_transcribe  # noqa: F401
+from webui_helpers import app  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path("/usr/bin/chromium").exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
-expect = playwright_api.expect
-
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+expect = playwright_or_skip().expect
 PLAYER = "#transcript-player"
 LINES = f"{PLAYER} .tp-seg"
 CHIPS = f"{LINES} .tp-spk"
 FORMATS = ("json", "srt", "vtt", "txt")
-
-
-@pytest.fixture(scope="module")
-def app():
-    with serve(app_config()) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with playwright_api.sync_playwright() as p:
-        b = browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

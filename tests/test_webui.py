@@ -30,20 +30,9 @@ from core.output.writers import transcript_from_dict
 from core.errors import JobCancelled
 from webui.handler import Job, JobRunner, pick_job
 from webui.progress import StageProgress
-from webui_helpers import ROOT, app_config, free_port, serve, tiny_pipeline
+from webui_helpers import ROOT, app, app_config, client, free_port, serve, tiny_pipeline  # noqa: F401 (app, client: fixtures)
 
 NO_FILE = None
-
-
-@pytest.fixture(scope="module")
-def app():
-    with serve(app_config()) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(app, tmp_path_factory):
-    return Client(app, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
 @pytest.fixture(scope="module")

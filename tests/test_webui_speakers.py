@@ -24,20 +24,9 @@ from speaker_helpers import TWO, assert_labelled, talk  # noqa: F401 (talk: a fi
 from webui.handler import AUTOMATIC, make_options, speaker_count
 from webui.speakers import BAD_REQUEST, STALE
 from webui.zerogpu import ZeroGpuPipeline
-from webui_helpers import app_config, serve, tiny_pipeline
+from webui_helpers import app, app_config, client, serve, tiny_pipeline  # noqa: F401 (app, client: fixtures)
 
 FORMATS = ("json", "srt", "vtt", "txt")
-
-
-@pytest.fixture(scope="module")
-def app():
-    with serve(app_config()) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(app, tmp_path_factory):
-    return Client(app, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
 def transcribe(client, audio, **speakers):

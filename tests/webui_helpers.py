@@ -1,7 +1,9 @@
 """The web app on loopback for tests and the README screenshot: one tiny-model pipeline per process, a real server.
 
 `serve(config)` builds the page over a pipeline and serves it at a free port (reached on 127.0.0.1); `browser(p)` starts
-Debian's chromium through Playwright (Playwright's own browser download does not work here).
+Debian's chromium through Playwright (Playwright's own browser download does not work here). Browser test modules
+call `playwright_or_skip()` first and take the `chromium` fixture (import it by name); `app` and `client` are the
+module-scoped app on the default tiny config and a gradio_client over it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import socket
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from core.config import Config
 
@@ -73,6 +77,41 @@ def serve(config: Config, pipeline=None, **launch_kwargs):
 
 def browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def playwright_or_skip():
+    """playwright.sync_api, or skip the calling test module when it or Debian's chromium is missing."""
+    api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
+    return api
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app():
+    with serve(app_config()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(app, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(app, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
 def wait_for_player(page, timeout_ms: int = 90_000) -> None:

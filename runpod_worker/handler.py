@@ -1,7 +1,8 @@
 """The RunPod serverless handler: one job in, the transcript JSON (or `{"error": ...}`) out.
 
-A thin adapter over `core`: the job schema is `core.remote.schema` (shared with the remote client), the work is
-`Pipeline.transcribe`, and every failure becomes a message the caller can act on. The handler is a coroutine that
+A thin adapter over `core`: the job schema is `core.remote.schema` (shared with the remote client; a job written for
+runpod-workers/worker-faster_whisper goes through `core.remote.faster_whisper`), the work is `Pipeline.transcribe`,
+and every failure becomes a message the caller can act on. The handler is a coroutine that
 runs the pipeline in a worker thread, so the SDK's event loop stays free for heartbeats and stop signals: when
 RunPod cancels a job, the coroutine is cancelled, the thread is told to stop at its next safe point, and its
 temporary files go with it (`core.fetch.sources` owns them).
@@ -9,6 +10,7 @@ temporary files go with it (`core.fetch.sources` owns them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
@@ -17,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from core.errors import CoreError, JobCancelled, ModelError
+from core.remote.faster_whisper import (FasterWhisperJob, faster_whisper_output, is_faster_whisper_job,
+                                        parse_faster_whisper_job, served_model)
 from core.remote.schema import JobInput, format_progress, job_output, parse_job_input
 from core.transcriber import Transcriber
 
@@ -168,8 +172,10 @@ class Worker:
         """Validate, transcribe in a worker thread, shape the answer. Never raises except on cancellation."""
         t0 = time.perf_counter()
         job_id = _safe_id(job)
-        try:
-            job_input = parse_job_input(job.get("input") if isinstance(job, dict) else None)
+        raw = job.get("input") if isinstance(job, dict) else None
+        try:  # a job written for runpod-workers/worker-faster_whisper is translated, and answered in its shape too
+            fw = parse_faster_whisper_job(raw) if is_faster_whisper_job(raw) else None
+            job_input = fw.job if fw else parse_job_input(raw)
         except CoreError as e:
             log.info("job %s rejected: %s", job_id, e)
             return {"error": str(e)}
@@ -177,7 +183,7 @@ class Worker:
         progress = ProgressReporter(job, self.send_progress, cancel, self.progress_interval_s)
         loop = asyncio.get_running_loop()
         try:
-            out = await loop.run_in_executor(self._executor, self._run, job_input, progress, cancel, job_id)
+            out = await loop.run_in_executor(self._executor, self._run, job_input, progress, cancel, job_id, fw)
         except asyncio.CancelledError:
             cancel.set()  # the thread stops at its next cancellable stage; a queued job never starts
             log.info("job %s cancelled", job_id)
@@ -190,7 +196,8 @@ class Worker:
         """`handle` for callers without an event loop (tests, scripts)."""
         return asyncio.run(self.handle(job))
 
-    def _run(self, job_input: JobInput, progress: ProgressReporter, cancel: threading.Event, job_id: str) -> dict:
+    def _run(self, job_input: JobInput, progress: ProgressReporter, cancel: threading.Event, job_id: str,
+             fw: FasterWhisperJob | None = None) -> dict:
         holding = False
 
         def models_next(samples) -> None:
@@ -210,6 +217,9 @@ class Worker:
             source, filename = self._source(job_input)
             transcript = self.pipeline.transcribe(source, job_input.options, progress, filename=filename,
                                                   allow_local=False, on_audio=models_next)
+            if fw is not None:
+                return faster_whisper_output(transcript, fw, model=served_model(self.config.asr_model),
+                                             device=self.device)
             return job_output(transcript, job_input.formats)
         except BaseException as e:  # noqa: B036 - JobCancelled is a BaseException on purpose
             if not isinstance(e, Exception) and not isinstance(e, JobCancelled):
@@ -218,6 +228,13 @@ class Worker:
         finally:
             if holding:
                 self._model_lock.release()
+
+    @functools.cached_property
+    def device(self) -> str:
+        """'cuda' or 'cpu', for faster-whisper-worker's `device` (found as that worker does, with the SDK's check)."""
+        from runpod.serverless.utils import rp_cuda
+
+        return "cpu" if self.config.device == "cpu" or not rp_cuda.is_available() else "cuda"
 
     def _source(self, job_input: JobInput):
         """What the pipeline fetches: the URL itself (guarded by core.fetch.sources), or the decoded base64 bytes."""

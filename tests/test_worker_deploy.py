@@ -42,15 +42,35 @@ def test_example_jobs_are_valid():
     assert min(float(v) for v in hub["config"]["allowedCudaVersions"]) >= 13.0
 
 
-def input_table() -> str:
-    """The docs' input reference, generated from core.remote.schema.FIELDS."""
+def field_table(fields: dict, doc: str = "doc", heading: str = "Meaning") -> str:
+    """A docs table generated from a schema's field table (core.remote.schema.FIELDS, faster_whisper.FW_FIELDS)."""
     kind = {str: "string", bool: "boolean", list: "list", int: "number", float: "number"}
-    rows = ["| Field | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
-    for name, f in FIELDS.items():
+    rows = [f"| Field | Type | Default | {heading} |", "| --- | --- | --- | --- |"]
+    for name, f in fields.items():
         types = f.type if isinstance(f.type, tuple) else (f.type,)
         default = "—" if f.default is None else f"`{json.dumps(f.default)}`"
-        rows.append(f"| `{name}` | {' or '.join(dict.fromkeys(kind[t] for t in types))} | {default} | {f.doc} |")
+        rows.append(f"| `{name}` | {' or '.join(dict.fromkeys(kind[t] for t in types))} | {default} | "
+                    f"{getattr(f, doc)} |")
     return "\n".join(rows)
+
+
+def input_table() -> str:
+    """The docs' input reference, generated from core.remote.schema.FIELDS."""
+    return field_table(FIELDS)
+
+
+def readme_table(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(rf"<!-- {marker}:start -->\n(.*?)\n<!-- {marker}:end -->", text, re.S)
+    assert m, f"README.md lost its {marker} markers"
+    return m.group(1)
+
+
+def test_docs_faster_whisper_table_matches_the_schema():
+    from core.remote.faster_whisper import FW_FIELDS
+
+    table = field_table(FW_FIELDS, "use", "What this worker does")
+    assert readme_table("fw-table") == table, "regenerate the table:\n" + table
 
 
 def test_docs_input_table_matches_the_schema():

@@ -77,9 +77,10 @@ class JobInput:
         return out
 
 
-def _check_type(name: str, value: Any) -> None:
-    spec = FIELDS[name]
-    kinds = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+def check_type(name: str, value: Any, kind: type | tuple | None = None) -> None:
+    """`value` has field `name`'s JSON type (FIELDS' unless `kind` is given), or an InputError says which it needs."""
+    kind = FIELDS[name].type if kind is None else kind
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) and bool not in kinds:  # bool is an int: keep True out of numeric fields
         ok = False
     else:
@@ -100,7 +101,7 @@ def parse_job_input(raw: Any) -> JobInput:
                          f"valid fields: {', '.join(FIELDS)}")
     values = {k: v for k, v in raw.items() if v is not None}
     for name, value in values.items():
-        _check_type(name, value)
+        check_type(name, value)
 
     url, b64 = values.get("audio_url"), values.get("audio_base64")
     if bool(url) == bool(b64):

@@ -66,7 +66,10 @@ class Config:
     # Interface the web app listens on (also GRADIO_SERVER_NAME, which the image and Hugging Face Spaces set to
     # 0.0.0.0): loopback unless told, since the page has no login unless APP_AUTH is set.
     server_name: str = "127.0.0.1"
-    app_auth: str = field(default="", repr=False)  # "user:password": HTTP login for the page and its API
+    app_auth: str = field(default="", repr=False)  # "user:password": HTTP login for the page and its Gradio API
+    # The OpenAI-compatible API's key (webui.openai_api): clients send "Authorization: Bearer <key>". Empty = no key,
+    # unless APP_AUTH is set: then the API stays closed until a key is given, so a private page stays private.
+    api_key: str = field(default="", repr=False)
     app_concurrency: int = 1
     app_queue_size: int = 16
     max_upload_mb: int = 1024
@@ -95,6 +98,8 @@ class Config:
             raise InputError(f"APP_MODE must be webui or runpod, not {self.app_mode!r}")
         if self.app_auth and (":" not in self.app_auth or not all(self.app_auth.split(":", 1))):
             raise InputError("APP_AUTH must be user:password, both non-empty")
+        if self.api_key and (len(self.api_key) < 8 or any(c.isspace() or not c.isprintable() for c in self.api_key)):
+            raise InputError("API_KEY must be at least 8 printable characters without spaces")
         if self.log_level.upper() not in LOG_LEVELS:
             raise InputError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.runpod_log_level.upper() not in RUNPOD_LOG_LEVELS:

@@ -53,10 +53,19 @@ def test_every_field_is_settable_from_the_environment():
     samples = {bool: ("1", True), int: ("7", 7), float: ("7.5", 7.5), str: ("x", "x")}
     for f in dataclasses.fields(Config):
         if f.name in ("asr_backend", "device", "chunk_target_s", "chunk_max_s", "vllm_audio_features", "app_mode",
-                      "log_level", "app_auth", "runpod_log_level"):
+                      "log_level", "app_auth", "runpod_log_level", "api_key"):
             continue  # constrained values, covered above and below
         raw, expected = samples[type(f.default)]
         assert getattr(config_from_env({f.name.upper(): raw}), f.name) == expected, f.name
+
+
+def test_api_key_is_read_checked_and_kept_out_of_repr():
+    cfg = config_from_env({"API_KEY": "sk-local-0123456789"})
+    assert cfg.api_key == "sk-local-0123456789" and "sk-local" not in repr(cfg)
+    assert config_from_env({}).api_key == ""
+    for bad in ("short", "has a space in it", "tab\there-and-long"):
+        with pytest.raises(InputError, match="API_KEY"):
+            config_from_env({"API_KEY": bad})
 
 
 def test_vllm_audio_features_takes_processor_or_gpu():

@@ -252,6 +252,10 @@ def test_python_app_py_serves_the_page(tiny_config, tmp_path):
         else:
             pytest.fail(f"app.py did not serve: {proc.stdout.read() if proc.poll() is not None else 'timeout'}")
         assert page.status_code == 200 and "Qwen3-ASR Transcriber" in page.text
+        # the OpenAI-compatible API on the same port (tests/test_openai_api.py drives it)
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json() == {"status": "ok"}
+        models = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()
+        assert models["object"] == "list" and models["data"][0]["object"] == "model"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -16,7 +16,8 @@ import webvtt
 from bench.checkpoints import RIG_TEXT
 from core.errors import InputError
 from core.options import TranscribeOptions
-from core.remote.faster_whisper import (FW_FIELDS, FasterWhisperJob, compression_ratio, faster_whisper_output,
+from core.output.openai_format import compression_ratio
+from core.remote.faster_whisper import (FW_FIELDS, FasterWhisperJob, faster_whisper_output,
                                         is_faster_whisper_job, parse_faster_whisper_job, served_model)
 from core.remote.schema import JobInput
 from core.types import Segment, Transcript, Word

@@ -49,19 +49,19 @@ def tiny_pipeline(config: Config):
 
 
 @contextlib.contextmanager
-def serve(config: Config, pipeline=None, **launch_kwargs):
+def serve(config: Config, pipeline=None, line=None, **launch_kwargs):
     """Yield the base URL of the app served on loopback; on exit the server stops and its file cache is removed.
 
     The interface is the config's (`server_name`, loopback unless a test asks otherwise) and `launch_kwargs` go to
     `webui.launch`. Gradio's cache (uploads, results) goes to a fresh GRADIO_TEMP_DIR, so the tests can see what is
-    in it.
+    in it. `line` is the waiting line the page and the OpenAI-compatible API share (by default the config's).
     """
     from webui import build_demo, launch
 
     cache = tempfile.mkdtemp(prefix="webui-test-cache-")
     old = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = cache
-    demo = build_demo(pipeline or tiny_pipeline(config), config)
+    demo = build_demo(pipeline or tiny_pipeline(config), config, line)
     port = free_port()
     try:
         launch(demo, config, server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)

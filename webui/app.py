@@ -2,11 +2,11 @@
 
 `build_demo(pipeline, config)` lays it out and wires the one job event. Jobs wait in our own line
 (`webui.waiting`, `demo.waiting_line`: `config.app_concurrency` run at a time, `config.app_queue_size` more wait),
-which says in words how many jobs are ahead; a later API in this process enters the same line, so the shared model
-never runs more jobs than configured. Gradio's queue only lets jobs through to it. `launch(demo, config)` serves it
-on `config.server_name`, behind a login when `config.app_auth` is set. Errors: a `CoreError` is shown as its own
-message; anything else is logged here and shown as a generic message, and the app keeps serving. The message
-stays under the button (the pop-up closes by itself) until the next job starts.
+which says in words how many jobs are ahead; the OpenAI-compatible API (webui.openai_api) enters the same line, so
+the shared model never runs more jobs than configured. Gradio's queue only lets jobs through to it.
+`launch(demo, config)` serves it on `config.server_name`, behind a login when `config.app_auth` is set. Errors: a
+`CoreError` is shown as its own message; anything else is logged here and shown as a generic message, and the app
+keeps serving. The message stays under the button (the pop-up closes by itself) until the next job starts.
 
 Speaker labels: the form's checkbox and counts go to `TranscribeOptions` (which checks them); the session's latest
 result is kept in a gr.State, and the player's rename requests (its `submit` event) are answered by `webui.speakers`
@@ -29,6 +29,7 @@ from core.transcriber import Transcriber
 from .handler import AUTOMATIC, SOURCES, JobRunner, Result, make_options, pick_job
 from .inputs import UploadAudio, UploadFile
 from .languages import AUTO, CHOICES, ELEM_ID, ENTER_JS, resolve_language
+from .openai_api import api_routes
 from .page import PAGE_CSS, THEME, TITLE, backend_line, failed, summary
 from .player import player_value, transcript_player
 from .progress import StageProgress
@@ -232,6 +233,7 @@ def build_demo(pipeline: Transcriber, config: Config, line: WaitingLine | None =
 
     demo.queue(default_concurrency_limit=config.app_concurrency, max_size=config.app_queue_size)
     demo.waiting_line = line
+    demo.api_routes = api_routes(pipeline, config, line)  # the OpenAI-compatible API, served by `launch` beside it
     return demo
 
 
@@ -243,8 +245,14 @@ def launch(demo: gr.Blocks, config: Config, *, server_name: str | None = None, s
            **kwargs):
     """Serve `demo` with the configured interface, login and limits; extra keyword arguments go to
     `gr.Blocks.launch` (`server_name` overrides the config's). Gradio's thread pool (40 unless told) grows to hold
-    every job the waiting line lets in, plus the page's other events."""
+    every job the waiting line lets in, plus the page's other events. The OpenAI-compatible API's routes
+    (`demo.api_routes`, webui.openai_api) go in front of Gradio's own, on the same server and port."""
     line = getattr(demo, "waiting_line", None)
+    routes = getattr(demo, "api_routes", None)
+    if routes:
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["routes"] = [*routes, *app_kwargs.get("routes", [])]
+        kwargs["app_kwargs"] = app_kwargs
     if line is not None:
         kwargs.setdefault("max_threads", max(40, job_limit(line) + SPARE_THREADS))
     if config.app_auth:

@@ -17,12 +17,12 @@ Output: this worker's answer (`job_output`) plus faster-whisper-worker's fields;
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InputError
 from core.languages import CHARACTER_LANGUAGES, LANGUAGES
+from core.output.openai_format import segment as whisper_segment
 from core.output.writers import to_string
 from core.remote.schema import FIELDS, JobInput, check_type, job_output, parse_job_input
 from core.types import Transcript
@@ -126,20 +126,11 @@ def parse_faster_whisper_job(raw: dict) -> FasterWhisperJob:
                             word_timestamps=ours["word_timestamps"])
 
 
-def compression_ratio(text: str) -> float:
-    """Whisper's repetition measure: UTF-8 bytes over zlib-compressed bytes (0 for no text)."""
-    data = text.encode("utf-8")
-    return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
-
-
 def faster_whisper_output(transcript: Transcript, fw: FasterWhisperJob, *, model: str, device: str) -> dict:
     """This worker's answer with faster-whisper-worker's fields added; each segment holds both shapes."""
     out = job_output(transcript, fw.job.formats)
-    out["segments"] = [
-        {"id": number, "seek": round(seg["start"] * 100), "start": seg["start"], "end": seg["end"],
-         "text": seg["text"], "tokens": [], "temperature": 0.0, "avg_logprob": 0.0,
-         "compression_ratio": compression_ratio(seg["text"]), "no_speech_prob": 0.0, **seg}
-        for number, seg in enumerate(out["segments"], start=1)]
+    out["segments"] = [{**whisper_segment(number, ours), **seg}  # Whisper's fields (the OpenAI API's too), then ours
+                       for number, (ours, seg) in enumerate(zip(transcript.segments, out["segments"]), start=1)]
     writer = TRANSCRIPTIONS[fw.transcription]
     text = transcript.text if writer is None else to_string(transcript, writer)
     out.update(detected_language=LANGUAGES.get(transcript.language),

@@ -13,10 +13,11 @@ from contextlib import contextmanager
 
 from core.align.stream import AlignStream
 from core.audio.chunking import plan_chunks, speech_flags
+from core.audio.decode import too_long
 from core.audio.decode_pool import DecodePool, default_workers
 from core.config import Config, get_config
 from core.diarize.names import number_speakers
-from core.errors import InputError, JobCancelled, TooLargeError
+from core.errors import InputError, JobCancelled
 from core.fetch.sources import open_source
 from core.languages import ALIGNER_LANGUAGES
 from core.options import TranscribeOptions, as_options
@@ -139,7 +140,7 @@ class Pipeline:
         cfg = self.config
         duration = len(samples) / SAMPLE_RATE
         if duration > cfg.max_duration_s:
-            raise TooLargeError(f"audio is {duration / 60:.0f} min long; the limit is {cfg.max_duration_s / 60:.0f} min")
+            raise too_long(duration, cfg.max_duration_s)
         warnings: list[str] = []
 
         with timer.stage("chunk"):

@@ -21,7 +21,9 @@ import srt
 import webvtt
 
 from audio_helpers import make_podcast
-from webui_helpers import app_config, serve
+from net_helpers import wait_until
+from runpod_api import RunPodAPI
+from webui_helpers import app_config, serve, tiny_pipeline
 from webui.waiting import WaitingLine
 
 KEY = "sk-test-9f8e7d6c5b4a"
@@ -129,20 +131,30 @@ def test_bad_options_are_bad_request_errors(api, short, kwargs, param):
     assert set(error) == {"message", "type", "param", "code"}
 
 
-def test_a_file_that_is_not_audio_is_a_bad_request(api, tmp_path):
+@pytest.mark.parametrize("content, phrase", [(b"this is not audio at all\n" * 200, "audio"), (b"", "empty")])
+def test_a_file_that_is_not_audio_is_a_bad_request(api, short, tmp_path, own_tempdir, content, phrase):
     fake = tmp_path / "notes.mp3"
-    fake.write_text("this is not audio at all\n" * 200)
+    fake.write_bytes(content)
     with pytest.raises(openai.BadRequestError) as caught:
         transcribe(api, fake)
-    assert caught.value.body["param"] == "file"
+    assert caught.value.body["param"] == "file" and phrase in caught.value.message
+    assert transcribe(api, short.path, response_format="text").strip()  # and the server goes on
 
 
-def test_too_large_upload_is_413(api, tmp_path):
+def test_too_large_upload_is_413(api, tmp_path, own_tempdir):
     big = tmp_path / "big.wav"
     big.write_bytes(b"\0" * (9 * 1024 * 1024))
     with pytest.raises(openai.APIStatusError) as caught:
         transcribe(api, big)
     assert caught.value.status_code == 413 and "MAX_UPLOAD_MB" in caught.value.message
+
+
+def test_too_long_audio_is_413(api, short, own_tempdir):  # api: the tiny checkpoints exist before own_tempdir
+    with serve(app_config(api_key=KEY, max_duration_s=6.0)) as url:
+        with pytest.raises(openai.APIStatusError) as caught:
+            transcribe(url, short.path)
+        assert caught.value.status_code == 413 and "the limit is 0.1 min" in caught.value.message
+        assert caught.value.body["code"] == "request_too_large"
 
 
 def test_too_large_body_without_length_is_cut_off_while_streaming(api):
@@ -231,3 +243,87 @@ def test_api_jobs_wait_in_the_shared_line(short):
             assert line.counts() == (1, 1) and not results
         worker.join(120)
         assert results and results[0].text.strip()
+
+
+def post_and_hang_up(url: str, path, until) -> None:
+    """Send a whole transcription request on a raw connection, wait until `until()` holds, then close it unanswered."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    data = path.read_bytes()
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\ntext\r\n"
+            b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"talk.mp3\"\r\n"
+            b"Content-Type: audio/mpeg\r\n\r\n" + data + b"\r\n--b--\r\n")
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall((f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+                      f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body)}\r\n\r\n"
+                      ).encode() + body)
+        assert wait_until(until, timeout=60)
+        assert not select.select([sock], [], [], 0)[0]  # no answer yet: the job is still on
+
+
+def test_a_client_that_hangs_up_cancels_its_job_and_leaves_no_file(api, short, own_tempdir):
+    line = WaitingLine(1, 4)
+    with serve(app_config(api_key=KEY), line=line) as url:
+        with line.place():  # a page job holds the slot: the API job waits in line, its upload saved
+            def uploads():
+                return [p for p in own_tempdir.iterdir() if p.name.startswith("asr-api-")]
+            post_and_hang_up(url, short.path, lambda: line.counts() == (1, 1) and uploads())
+            assert wait_until(lambda: line.counts() == (1, 0) and not uploads(), timeout=30)  # it left the line
+        assert transcribe(url, short.path, response_format="text").strip()  # the server goes on
+        assert line.counts() == (0, 0)
+
+
+# -- in RunPod backend mode: the API in front of an endpoint (the loopback stand-in running the real worker) -----------
+
+RUNPOD_KEY = "rpa_API0FRONT1f2e3d4c5b6a7"
+
+
+def runpod_mode(endpoint_url: str):
+    from core.config import config_from_env
+    from core.remote.client import RemotePipeline
+
+    config = config_from_env({}, asr_backend="runpod", runpod_endpoint_url=endpoint_url, runpod_api_key=RUNPOD_KEY,
+                             api_key=KEY, max_upload_mb=8)
+    return serve(config, pipeline=RemotePipeline(config))
+
+
+def test_api_in_runpod_backend_mode(api, short, own_tempdir, caplog):
+    from runpod_worker.handler import Worker
+
+    caplog.set_level(logging.DEBUG)
+    worker = Worker(tiny_pipeline(app_config()))
+    try:
+        with RunPodAPI(worker.handle, api_key=RUNPOD_KEY) as endpoint, runpod_mode(endpoint.url) as url:
+            with open(short.path, "rb") as f:
+                raw = client(url).audio.transcriptions.with_raw_response.create(
+                    file=f, model="whisper-1", response_format="verbose_json",
+                    timestamp_granularities=["word", "segment"])
+            result = raw.parse()
+            check_verbose(result, short.duration, words=True, segments=True)
+            assert RUNPOD_KEY not in raw.http_response.text
+            (job,) = endpoint.jobs.values()  # the job ran on the endpoint, sent inline
+            assert job.status == "COMPLETED" and "audio_base64" in job.input
+            assert transcribe(url, short.path, response_format="srt").strip()
+    finally:
+        worker.close()
+    assert RUNPOD_KEY not in caplog.text
+
+
+def test_a_client_that_hangs_up_cancels_the_endpoint_job(api, short, own_tempdir):
+    with RunPodAPI(lambda job: None, api_key=RUNPOD_KEY, workers=0) as endpoint, runpod_mode(endpoint.url) as url:
+        post_and_hang_up(url, short.path, lambda: len(endpoint.jobs) == 1)  # queued there; nobody runs it
+        (job_id,) = endpoint.jobs
+        assert wait_until(lambda: endpoint.ops("cancel") == [job_id], timeout=30)
+        assert endpoint.jobs[job_id].status == "CANCELLED"
+
+
+def test_api_over_the_zerogpu_split(api, short):
+    """On a ZeroGPU Space the API's jobs go through the same GPU-decorated call as the page's (the real `spaces`
+    package; off ZeroGPU its decorator passes through)."""
+    import spaces
+
+    from webui.zerogpu import ZeroGpuPipeline
+
+    config = app_config(api_key=KEY)
+    with serve(config, pipeline=ZeroGpuPipeline(tiny_pipeline(config), spaces)) as url:
+        result = transcribe(url, short.path, response_format="verbose_json", timestamp_granularities=["word"])
+    check_verbose(result, short.duration, words=True, segments=False)

@@ -40,6 +40,42 @@ def test_sdk_local_api(sdk_api, media, speech, caplog):
     assert "answers POST only" in caplog.text
 
 
+# runpod-workers/worker-faster_whisper's own example job (its test_input.json and .runpod/tests.json), as data; only
+# the audio's address is ours, on loopback.
+FW_EXAMPLE = {"model": "large-v2", "transcription": "plain text", "translate": False, "temperature": 0, "best_of": 5,
+              "beam_size": 5, "suppress_tokens": "-1", "condition_on_previous_text": False,
+              "temperature_increment_on_fallback": 0.2, "compression_ratio_threshold": 2.4, "logprob_threshold": -1,
+              "no_speech_threshold": 0.6}
+FW_SEGMENT = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio",
+              "no_speech_prob"}
+
+
+def test_sdk_local_api_answers_the_faster_whisper_workers_example_job(sdk_api, media, speech, tiny_config):
+    from core.remote.faster_whisper import served_model
+
+    audio = media.url("/speech.wav")
+    r = requests.post(sdk_api + "/runsync", json={"input": {"audio": audio, **FW_EXAMPLE}}, timeout=120).json()
+    assert r["status"] == "COMPLETED", r
+    out = r["output"]
+    assert {"segments", "detected_language", "transcription", "translation", "model", "device"} <= set(out)
+    assert out["detected_language"] == "en" and out["translation"] is None and out["device"] == "cpu"
+    assert out["model"] == served_model(tiny_config.asr_model)  # what answers, not the Whisper model asked for
+    assert out["transcription"] == out["text"] and out["text"].strip() and "word_timestamps" not in out
+    assert out["segments"] and all(FW_SEGMENT <= set(seg) for seg in out["segments"])
+    assert [seg["id"] for seg in out["segments"]] == list(range(1, len(out["segments"]) + 1))
+    assert out["segments"][-1]["end"] <= len(speech[0]) / SR + 0.05
+    # The same job asking for SRT and word times, as that worker's README shows them.
+    r = requests.post(sdk_api + "/runsync", json={"input": {"audio": audio, **FW_EXAMPLE, "transcription": "srt",
+                                                            "word_timestamps": True}}, timeout=120).json()
+    assert r["status"] == "COMPLETED", r
+    words = r["output"]["word_timestamps"]
+    assert words and set(words[0]) == {"word", "start", "end"}
+    assert r["output"]["transcription"].startswith("1\n00:00:")
+    refused = requests.post(sdk_api + "/runsync", json={"input": {"audio": audio, **FW_EXAMPLE, "translate": True}},
+                            timeout=60).json()
+    assert refused["status"] == "FAILED" and "does not translate" in refused["error"]
+
+
 # -- the web app in RunPod mode ------------------------------------------------------------------------------------
 
 @contextlib.contextmanager

@@ -145,7 +145,10 @@ class OpenAiApi:
             form = await read_form(request, self.config.max_upload_mb)
             response_format, granularities, options = self.parse(form)
             with tempfile.TemporaryDirectory(prefix="asr-api-") as tmp:
-                path, filename = await anyio.to_thread.run_sync(saved, form, tmp)
+                try:
+                    path, filename = await anyio.to_thread.run_sync(saved, form, tmp)
+                except InputError as e:
+                    raise ApiError(400, str(e), param="file") from None
                 close_form(form)
                 transcript = await self.run(request, path, filename, options)
             body = render(transcript, response_format, granularities)

@@ -4,8 +4,10 @@ Builds full-size random checkpoints from the manifest, writes speech-like hour-l
 then times: end to end per file with per-stage times, without and with speaker labels (the full-size random
 diarizer on the audio's speech stretches, bench.speakers.SpeechStretchDiarizer; its passes get their own fresh files,
 since a file's second run would find its audio in vLLM's prefix cache); the original worker's design on the same
-input; 16 files in flight; cold start in fresh processes. Prints a short table last and writes every number to
-OUT/results.json (`--skip speakers` leaves the speaker passes out).
+input; 16 files in flight; N hour-long jobs and a short one through the RunPod worker's handler at once
+(bench.worker_many); cold start in fresh processes. Each end-to-end pass also reports the CPU time it cost, all
+processes together (bench.cpu_time). Prints a short table last and writes every number to OUT/results.json
+(`--skip speakers` leaves the speaker passes out).
 
 Keep the entry point under `if __name__ == "__main__"`: vLLM may start its engine process by spawn, which re-imports
 the main module.
@@ -20,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = ("cpu", "e2e", "speakers", "original", "many", "cold")
+STEPS = ("cpu", "e2e", "speakers", "original", "many", "worker", "cold")
+SHORT_MINUTES = 5.0  # the worker step's short job, submitted behind the long ones
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes decoding a file in time slices (DECODE_WORKERS; 0 = one per core, at most 16)")
     p.add_argument("--many-deadline", type=float, default=300.0,
                    help="stop waiting for the files in flight after this many seconds (reports a lower bound)")
+    p.add_argument("--worker-files", type=int, default=32,
+                   help="long jobs through the RunPod worker's handler at once (over the many step's --files "
+                        "files, each used in turn)")
+    p.add_argument("--worker-deadline", type=float, default=400.0,
+                   help="stop waiting for the worker's jobs after this many seconds (unfinished ones are reported)")
+    p.add_argument("--worker-delay", type=float, default=1.0,
+                   help=f"seconds after the long jobs before the short ({SHORT_MINUTES:g} min) job is submitted")
+    p.add_argument("--worker-concurrency", type=int, default=0,
+                   help="the worker's concurrency (0 = worker files + 1, so the short job starts at once)")
     p.add_argument("--prepare-only", action="store_true", help="build checkpoints and inputs, then stop")
     p.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
-    p.add_argument("--cold-modes", default="cold,cached,eager,small-graphs",
+    p.add_argument("--cold-modes", default="cold,cached,parallel,eager,small-graphs",
                    help="cold-start variants (bench.coldstart)")
     p.add_argument("--vllm-arg", action="append", default=[], metavar="KEY=JSON",
                    help="extra vllm.LLM keyword (repeatable), e.g. max_num_batched_tokens=16384")
@@ -98,7 +110,8 @@ def build_pipeline(args, asr_dir: Path, aligner_dir: Path, diarizer_dir: Path | 
     config = config_from_env(asr_model=str(asr_dir), aligner_model=str(aligner_dir), asr_backend=args.backend,
                              device=args.device, align_batch_size=args.align_batch, chunk_target_s=args.chunk_seconds,
                              chunk_max_s=max(args.chunk_seconds, 60.0), vllm_gpu_memory_utilization=args.gpu_util,
-                             decode_workers=args.decode_workers, diarizer_model=str(diarizer_dir or ""))
+                             decode_workers=args.decode_workers, diarizer_model=str(diarizer_dir or ""),
+                             allow_private_urls=True)  # the worker step fetches its files from 127.0.0.1
     t0 = time.perf_counter()
     if args.backend == "vllm":
         from core.asr.vllm_backend import VllmAsr
@@ -125,6 +138,9 @@ def log_pass(r, diarizer: dict | None = None) -> None:
     log(f"{r.name}: {r.total_s:.2f} s, RTFx {r.rtfx:.0f}, stages "
         f"{json.dumps({k: round(v, 3) for k, v in r.stages.items()})}, first result {r.first_result_s}, "
         f"ASR {json.dumps(r.asr_stats)}, aligner {json.dumps(r.align_stats)}"
+        + (f", CPU {r.cpu['total_s']:.1f} s ({r.cpu['per_audio_hour_s']:.0f} s per audio hour, decode workers "
+           f"{r.cpu['decode_workers_share']:.0%}, engine and other children {r.cpu['engine_and_other_share']:.0%})"
+           if r.cpu.get("per_audio_hour_s") is not None else "")
         + (f", diarizer {json.dumps({k: round(v, 3) for k, v in diarizer.items()})}" if diarizer else ""))
 
 
@@ -152,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         args.work / "inputs", args.minutes, [f"speakers{i}" for i in range(args.passes)], seed0=1100)
     many_inputs = [] if "many" in skip else make_inputs(args.work / "inputs", args.minutes,
                                                         [f"many{i:02d}" for i in range(args.files)], seed0=2000)
+    # the many step's files, cycled: vLLM's caches never match one job's audio to another's (each chunk's features
+    # go in under a fresh id, core.asr.vllm_features), and an hour of MP3 takes 12 s to write on the GPU machine
+    distinct = [] if "worker" in skip else make_inputs(
+        args.work / "inputs", args.minutes, [f"many{i:02d}" for i in range(min(args.worker_files, args.files))],
+        seed0=2000)
+    worker_inputs = [distinct[i % len(distinct)] for i in range(args.worker_files)] if distinct else []
+    short_input = None if "worker" in skip else make_inputs(
+        args.work / "inputs", min(SHORT_MINUTES, args.minutes), ["worker-short"], seed0=3000)[0]
     if args.prepare_only:
         log("inputs ready")
         return 0
@@ -208,6 +232,18 @@ def main(argv: list[str] | None = None) -> int:
                            "audio_s": sum(r.audio_s for r in many), "per_file_s": [r.total_s for r in many],
                            "stages": [r.stages for r in many]}
         log(f"{len(many)} files in flight: {wall:.2f} s, aggregate RTFx {results['many']['audio_s'] / wall:.0f}")
+
+    if "worker" not in skip and worker_inputs:
+        from bench.worker_many import run_worker
+
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))  # kept if the run is killed
+        w = run_worker(pipeline, worker_inputs, short_input, deadline_s=args.worker_deadline,
+                       delay_s=args.worker_delay, concurrency=args.worker_concurrency or None, log=log)
+        w["after_many"] = "many" in results  # the same files: vLLM's prefix cache may still hold some of them
+        results["worker"] = w
+        log(f"worker: {w['done']} of {w['of']} jobs in {w['wall_s']:.2f} s, aggregate RTFx {w['rtfx'] or 0:.0f}, "
+            f"short job done at {report.fmt_s(w['short']['finish_s'])} s, {len(w['errors'])} failed, engines "
+            f"{json.dumps(w['engines'])}")
 
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(report.summary(results), flush=True)

@@ -79,6 +79,7 @@ class PassResult:
     segments: int = 0
     asr_stats: dict[str, int] = field(default_factory=dict)
     align_stats: dict[str, float] = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)  # bench.cpu_time.StageCpu.stop(): CPU seconds, all processes
 
     @property
     def rtfx(self) -> float:
@@ -102,23 +103,38 @@ class FirstResult:
             self.at = time.perf_counter() - self.t0
 
 
-def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: TranscribeOptions | None = None) -> PassResult:
-    """One job as a user runs it: a file on disk in, JSON and SRT with word timestamps out."""
+def run_pass(pipeline, path: Path, out_dir: Path, name: str, options: TranscribeOptions | None = None, *,
+             measure_cpu: bool = True) -> PassResult:
+    """One job as a user runs it: a file on disk in, JSON and SRT with word timestamps out.
+
+    With `measure_cpu`, the CPU time of this process and its children is charged to the stages (bench.cpu_time);
+    only meaningful when nothing else runs at the same time (run_many turns it off)."""
+    from bench.cpu_time import StageCpu
     from core.output.writers import write_files
 
-    first = FirstResult()
+    cpu = StageCpu(getattr(getattr(pipeline, "decoder", None), "worker_pids", tuple)) if measure_cpu else None
+    first = FirstResult()  # the clock starts after the CPU meter has walked the process tree
     t0 = first.t0
-    transcript = pipeline.transcribe(str(path), options or TranscribeOptions(), first)
+
+    def progress(stage: str, done: float, total: float | None) -> None:
+        first(stage, done, total)
+        if cpu is not None:
+            cpu(stage, done, total)
+
+    transcript = pipeline.transcribe(str(path), options or TranscribeOptions(), progress)
     t_write = time.perf_counter()
+    if cpu is not None:
+        cpu.mark("write")
     write_files(transcript, out_dir, name, ["json", "srt"])
     end = time.perf_counter()
+    cpu_used = cpu.stop(transcript.duration) if cpu is not None else {}
     stages = {k: v for k, v in transcript.timings.items()}
     stages["write"] = end - t_write
     words = sum(len(s.words) for s in transcript.segments)
     stats = dict(getattr(getattr(pipeline.asr, "inner", pipeline.asr), "last_stats", {}) or {})
     align_stats = dict(getattr(pipeline.aligner, "last_stats", {}) or {})
     return PassResult(name, transcript.duration, end - t0, stages, first.at, words, len(transcript.segments), stats,
-                      align_stats)
+                      align_stats, cpu_used)
 
 
 def _decode(path):
@@ -175,7 +191,7 @@ def run_many(pipeline, paths: list[Path], out_dir: Path, options: TranscribeOpti
     def work(i: int) -> None:
         try:
             if decoded is None:
-                r = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options)
+                r = run_pass(pipeline, paths[i], out_dir, f"many{i:02d}", options, measure_cpu=False)
             else:
                 r = run_audio(pipeline, decoded[i], out_dir, f"many{i:02d}", options, t0)
             results[i] = r

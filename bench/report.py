@@ -67,6 +67,20 @@ def _median(values: list[float]) -> float:
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
+COLD_PARTS = (("torch_import_s", "import torch"), ("vllm_import_s", "import vllm"),
+              ("weights_load_s", "weights"), ("model_load_s", "model load"), ("dynamo_s", "dynamo"),
+              ("compile_graph_s", "compile"), ("compile_cache_load_s", "compile cache"),
+              ("torch_compile_s", "torch.compile"), ("memory_profiling_s", "memory profiling"),
+              ("graph_capture_s", "graph capture"), ("init_engine_s", "engine init"),
+              ("aligner_load_s", "aligner"), ("decode_pool_start_s", "decode pool"))
+
+
+def cold_parts(c: dict) -> str:
+    """One cold-start mode's parts in seconds: the child's own timings and what vLLM's log said."""
+    merged = {**(c.get("vllm_log") or {}), **{k: v for k, v in c.items() if isinstance(v, (int, float))}}
+    return ", ".join(f"{label} {merged[k]:.1f}" for k, label in COLD_PARTS if k in merged)
+
+
 def speaker_rows(speaker_passes: list[dict], passes: list[dict]) -> list[list[str]]:
     """End to end with speaker labels, what they add against the passes without, and the diarize stage per hour."""
     if not speaker_passes:
@@ -90,6 +104,58 @@ def speaker_rows(speaker_passes: list[dict], passes: list[dict]) -> list[list[st
             detail += f", speech stretches {d['spans_s']:.2f} s"
         rows.append(["  stage diarize, per audio hour", fmt_s(per_hour(fastest)) + " s", detail,
                      f"<= {TARGETS['diarize_s_per_h']:g} s"])
+    return rows
+
+
+def cpu_rows(passes: list[dict]) -> list[list[str]]:
+    """CPU seconds per audio hour of the end-to-end passes (all processes), the decode workers' share, by stage."""
+    timed = [p for p in passes if (p.get("cpu") or {}).get("per_audio_hour_s") is not None]
+    if not timed:
+        return []
+    best = min(timed, key=lambda p: p["cpu"]["per_audio_hour_s"])
+    c = best["cpu"]
+    rows = [["CPU-seconds per audio hour (all processes)", f"{c['per_audio_hour_s']:.1f} s",
+             f"decode workers {c['decode_workers_share']:.0%}, engine and other children "
+             f"{c['engine_and_other_share']:.0%}, main {c['main_share']:.0%}; by pass "
+             + ", ".join(f"{p['cpu']['per_audio_hour_s']:.1f}" for p in timed), ""]]
+    hours = c["audio_s"] / 3600.0 if c.get("audio_s") else 0.0
+    stages = c.get("by_stage") or {}
+    if stages and hours > 0:
+        rows.append(["  CPU by stage, per audio hour", "",
+                     ", ".join(f"{k} {v['total_s'] / hours:.1f}" for k, v in stages.items()), ""])
+    return rows
+
+
+def worker_rows(w: dict | None) -> list[list[str]]:
+    """The worker step: N long jobs and a short one through the RunPod handler at once."""
+    if not w:
+        return []
+    done = f"{w['done']} of {w['of']} jobs" + (" (deadline)" if w.get("timed_out") else "")
+    rows = [[f"worker: {w['files']} long jobs + 1 short, concurrency {w['concurrency']}", fmt_s(w["wall_s"]) + " s",
+             f"aggregate RTFx {w['rtfx'] or 0:.0f}, {done}" + (", files run before" if w.get("after_many") else ""),
+             f">= {TARGETS['many_rtfx']:g}"]]
+    longs = w.get("long_finish_s") or []
+    if longs:
+        rows.append(["  worker: long jobs finished", fmt_s(_median(longs)) + " s (median)",
+                     f"first {min(longs):.1f} s, last {max(longs):.1f} s", ""])
+    short = w.get("short") or {}
+    if short.get("error"):
+        rows.append(["  worker: short job", "failed", short["error"][:60], ""])
+    elif short.get("finish_s") is not None:
+        rows.append(["  worker: short job finished at", fmt_s(short["finish_s"]) + " s",
+                     f"{short['fraction_of_wall']:.0%} of the wall time; submitted at {short['submitted_s']:.1f} s",
+                     ""])
+    if w.get("errors"):
+        rows.append(["  worker: failed jobs", str(len(w["errors"])), w["errors"][0]["error"][:60], ""])
+    for name, e in (w.get("engines") or {}).items():
+        rows.append([f"  worker: {name} engine admissions", str(e["admissions"]),
+                     f"mean size {e['mean_size']:.1f}, {e['mixed']} with more than one job"
+                     + (" (history cut)" if e.get("truncated") else ""), ""])
+    cpu = w.get("cpu") or {}
+    if cpu.get("per_audio_hour_s") is not None:
+        rows.append(["  worker: CPU-seconds per audio hour", f"{cpu['per_audio_hour_s']:.1f} s",
+                     (f"decode workers {cpu['decode_workers_share']:.0%}, engine and other children "
+                      f"{cpu['engine_and_other_share']:.0%}"), ""])
     return rows
 
 
@@ -119,6 +185,7 @@ def summary(results: dict) -> str:
             rows.append(["  ASR: all chunks handed to the engine", fmt_s(stats["fed_s"]) + " s",
                          f"first done {fmt_s(stats.get('first_done_s'))} s, last {fmt_s(stats.get('last_done_s'))} s",
                          ""])
+    rows += cpu_rows(passes)
     rows += speaker_rows(results.get("speaker_passes") or [], passes)
     mem = results.get("gpu_memory") or {}
     if mem:
@@ -139,10 +206,14 @@ def summary(results: dict) -> str:
             else str(many["files"])
         rows.append([f"{done} files in flight", fmt_s(many["wall_s"]) + " s",
                      f"aggregate RTFx {rtfx(many['audio_s'], many['wall_s']):.0f}", f">= {TARGETS['many_rtfx']:g}"])
+    rows += worker_rows(results.get("worker"))
     for mode, c in (results.get("cold") or {}).items():
         rows.append([f"cold start: {mode}", fmt_s(c.get("ready_s")) + " s",
                      f"first job {fmt_s(c.get('first_job_s'))} s" if c.get("first_job_s") else c.get("error", ""),
                      f"<= {TARGETS['cold_s']:g} s"])
+        parts = cold_parts(c)
+        if parts:
+            rows.append([f"  {mode}: where the time went", "", parts, ""])
     cpu = results.get("cpu") or {}
     decode_keys = sorted(k for k in cpu if k.startswith("decode_") and k.endswith("_s"))
     for k in (*decode_keys, "chunk_s", "features_cpu_s", "features_cuda_s"):

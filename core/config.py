@@ -36,7 +36,10 @@ class Config:
     chunk_max_s: float = 60.0
     # Generation cap per chunk, scaled by its length, so a long chunk is never silently truncated.
     max_tokens_per_second: float = 12.0
-    asr_batch_size: int = 8  # transformers backend; vLLM schedules the whole job at once
+    asr_batch_size: int = 8  # transformers backend; vLLM schedules what it holds itself
+    # Chunks the vLLM engine holds at once, all jobs together (core.models.engine): bounds the prepared prompts in
+    # memory; more queue on the CPU side, one per job per turn. An hour is about 120 chunks.
+    engine_max_chunks: int = 512
     align_batch_size: int = 0  # 0 = auto: 32 on a GPU with 40 GiB or more, else 8
     # Align finished chunks while the rest are still being transcribed. Off: with vLLM every chunk finishes at about
     # the same time, so it only competed for the CPU (bench/RESULTS.md, run 5).
@@ -94,6 +97,8 @@ class Config:
             raise InputError(f"VLLM_AUDIO_FEATURES must be processor or gpu, not {self.vllm_audio_features!r}")
         if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= MAX_ALIGN_SECONDS:
             raise InputError(f"need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= {MAX_ALIGN_SECONDS:g} (the aligner's limit)")
+        if self.engine_max_chunks < 1 or self.asr_batch_size < 1:
+            raise InputError("ENGINE_MAX_CHUNKS and ASR_BATCH_SIZE must be at least 1")
         if self.app_mode not in APP_MODES:
             raise InputError(f"APP_MODE must be webui or runpod, not {self.app_mode!r}")
         if self.app_auth and (":" not in self.app_auth or not all(self.app_auth.split(":", 1))):

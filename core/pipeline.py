@@ -47,7 +47,7 @@ class _Timer:
 
 class Pipeline:
     """The local `core.transcriber.Transcriber`: loads the ASR backend and the aligner once; `transcribe` is safe
-    to call for job after job, from several threads (concurrent jobs share model batches, `core.models.batching`)."""
+    to call for job after job, from several threads (concurrent jobs share each model's engine, `core.models.engine`)."""
 
     def __init__(self, config: Config | None = None, *, asr=None, aligner=_LOAD, diarizer=_LOAD) -> None:
         """`asr`/`aligner`/`diarizer` inject already-loaded models (tests, benchmarks); None disables that stage.

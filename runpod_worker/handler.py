@@ -27,9 +27,6 @@ from core.transcriber import Transcriber
 log = logging.getLogger("runpod_worker")
 
 PROGRESS_INTERVAL_S = 2.0  # at most one progress update per stage in this many seconds (each is an HTTP POST)
-# Stages where a cancelled job may stop: before the models run, or after they are done. Interrupting a model call
-# half-way could leave requests inside a shared inference engine.
-CANCELLABLE_STAGES = frozenset({"download", "decode", "chunk", "merge", "write"})
 
 OOM_MESSAGE = ("the GPU ran out of memory on this job, so this worker is being replaced; retry the job, and if it "
                "fails again use a smaller 'chunk_seconds' or a GPU with more memory")
@@ -60,7 +57,8 @@ class ProgressReporter:
     """The pipeline's progress callback for one job: throttled messages out, cancellation in.
 
     A new stage is always reported; within a stage at most one message per `interval_s`. Sending never fails the
-    job. If `cancel` is set, the next call at a cancellable stage raises JobCancelled.
+    job. If `cancel` is set, the next call raises JobCancelled, at any stage: inside the models, the job's queued
+    chunks are dropped and those in the engine aborted (`core.models.engine`), so its batch mates go on.
     """
 
     def __init__(self, job: dict, send: ProgressSender, cancel: threading.Event,
@@ -74,7 +72,7 @@ class ProgressReporter:
         self._last_t = 0.0
 
     def __call__(self, stage: str, done: float, total: float | None) -> None:
-        if self.cancel.is_set() and stage in CANCELLABLE_STAGES:
+        if self.cancel.is_set():
             raise JobCancelled()
         now = time.monotonic()
         if stage == self._stage and now - self._last_t < self.interval_s:
@@ -150,8 +148,9 @@ class Worker:
     """Holds the loaded pipeline and runs jobs on it; `handle` is the SDK's handler.
 
     Up to `concurrency` jobs run at once (RUNPOD_CONCURRENCY, default 1, fed to the SDK's concurrency_modifier):
-    their downloads and decoding overlap, but the model stages run one job at a time (a lock from the decoded audio
-    to the result), so two jobs never share a GPU batch and a job's memory peak is its own.
+    their downloads and decoding overlap, and their chunks flow into the same model engines, one chunk per job per
+    turn (`core.models.engine`): they share GPU batches, and a short job behind long ones is done early. Each job
+    holds its decoded audio (about 230 MB an hour) until it is done.
     """
 
     def __init__(self, pipeline: Transcriber, *, concurrency: int | None = None, send_progress: ProgressSender | None = None,
@@ -162,7 +161,6 @@ class Worker:
         self.send_progress = send_progress or runpod_progress_sender
         self.progress_interval_s = progress_interval_s
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
-        self._model_lock = threading.Lock()
 
     def concurrency_modifier(self, current: int) -> int:
         """The SDK asks how many jobs this worker may hold at once; the answer is fixed by configuration."""
@@ -198,25 +196,12 @@ class Worker:
 
     def _run(self, job_input: JobInput, progress: ProgressReporter, cancel: threading.Event, job_id: str,
              fw: FasterWhisperJob | None = None) -> dict:
-        holding = False
-
-        def models_next(samples) -> None:
-            # Called by the pipeline once the audio is decoded and its temp files are gone: from here on the job
-            # needs the models, which serve one job at a time.
-            nonlocal holding
-            while not self._model_lock.acquire(timeout=0.2):
-                if cancel.is_set():
-                    raise JobCancelled()
-            holding = True
-            if cancel.is_set():
-                raise JobCancelled()
-
         try:
             if cancel.is_set():
                 raise JobCancelled()
             source, filename = self._source(job_input)
             transcript = self.pipeline.transcribe(source, job_input.options, progress, filename=filename,
-                                                  allow_local=False, on_audio=models_next)
+                                                  allow_local=False)
             if fw is not None:
                 return faster_whisper_output(transcript, fw, model=served_model(self.config.asr_model),
                                              device=self.device)
@@ -225,9 +210,6 @@ class Worker:
             if not isinstance(e, Exception) and not isinstance(e, JobCancelled):
                 raise  # KeyboardInterrupt, SystemExit
             return error_response(e, job_id)
-        finally:
-            if holding:
-                self._model_lock.release()
 
     @functools.cached_property
     def device(self) -> str:

@@ -132,39 +132,43 @@ def test_batch_equals_one_by_one_and_bad_chunks_only_fail_themselves(tiny_aligne
 
 
 def test_concurrent_jobs_share_batches_and_get_their_own_words(tiny_aligner):
-    """Jobs aligning at once (web app or worker concurrency > 1) are merged into shared batches; each still gets
-    exactly the words it would get alone."""
+    """Jobs aligning at once (web app or worker concurrency > 1) fill the same batches, one chunk per job per turn;
+    each still gets exactly the words it would get alone."""
     import threading
     import time
 
     jobs = [[AlignRequest(_noise(2.0 + k + j, 10 * k + j), f"job {k} chunk {j} says hello", "English")
              for j in range(3)] for k in range(4)]
     alone = [tiny_aligner.align(reqs) for reqs in jobs]
-    batcher, started, gate = tiny_aligner.batcher, threading.Event(), threading.Event()
+    engine, started, gate = tiny_aligner.engine, threading.Event(), threading.Event()
 
-    def busy(*event):  # the progress of a job aligning alone: it keeps the model busy until the gate opens
+    def busy(i, words):  # runs on the engine's thread: the model stays busy until the gate opens
         started.set()
         gate.wait(60)
 
     together = [None] * len(jobs)
-    first = threading.Thread(target=lambda: tiny_aligner.align([AlignRequest(_noise(1.0), "busy", "English")], busy))
+    first = threading.Thread(target=lambda: engine.run([(AlignRequest(_noise(1.0), "busy", "English"), ["busy"])],
+                                                       on_result=busy))
     threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))
                for k in range(len(jobs))]
     try:
         first.start()
         assert started.wait(60)  # the model is busy: the four jobs queue up
-        runs, items = batcher.runs, batcher.items_run
+        seen = len(engine.history)
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
-        while batcher.pending() < len(jobs) and time.monotonic() < deadline:
+        while engine.queued() < 12 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert engine.queued() == 12
     finally:
         gate.set()
     for t in [first, *threads]:
         t.join(60)
     assert together == alone
-    assert (batcher.runs - runs, batcher.items_run - items) == (1, 12)  # one call for the four jobs' twelve chunks
+    batches = list(engine.history)[seen:]
+    assert sum(b.size for b in batches) == 12 and len(batches) == -(-12 // tiny_aligner.batch_size)
+    assert all(b.jobs == 4 for b in batches)  # every batch holds all four jobs' chunks, not one job's after another
 
 
 def test_no_aligner_when_the_model_is_empty():

@@ -1,6 +1,7 @@
 """The vLLM backend on a real GPU (skipped where vLLM or CUDA is missing, as on CI): same answers as the
 transformers backend on the rigged tiny checkpoint (log-mel from vLLM's processor or made here on the GPU), results
-streamed as chunks finish, and the benchmark budget generates exactly what it says."""
+streamed as chunks finish, jobs at once sharing the engine, a cancelled job aborted inside vLLM, and the benchmark
+budget generates exactly what it says."""
 from __future__ import annotations
 
 import numpy as np
@@ -96,3 +97,73 @@ def test_features_made_here_give_the_same_answers(backend, asr_dir):
     ids = [[list(o.outputs[0].token_ids) for o in b.llm.generate(b.requests(requests), params, use_tqdm=False)]
            for b in (here, backend)]
     assert ids[0] == ids[1]
+
+
+def test_jobs_at_once_share_the_engine_and_get_their_own_answers(backend):
+    """Three jobs queued while the engine is busy go in together, one chunk per job per turn; each gets what it
+    gets alone."""
+    import threading
+    import time
+
+    from core.types import AsrRequest
+
+    audio = clips()
+    jobs = [[AsrRequest(audio[(k + j) % 3], context=f"job {k}") for j in range(4)] for k in range(3)]
+    alone = [backend.transcribe(reqs) for reqs in jobs]
+    engine, started, gate = backend.engine, threading.Event(), threading.Event()
+
+    def busy(i, result):  # on the engine's thread: nothing else goes in until the gate opens
+        started.set()
+        gate.wait(60)
+
+    holder = threading.Thread(target=backend.transcribe, args=([AsrRequest(audio[0])],), kwargs={"on_result": busy})
+    together = [None] * 3
+    threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, backend.transcribe(jobs[k])))
+               for k in range(3)]
+    try:
+        holder.start()
+        assert started.wait(60)
+        seen = len(engine.history)
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while engine.queued() < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.queued() == 12
+    finally:
+        gate.set()
+    for t in [holder, *threads]:
+        t.join(60)
+    assert together == alone
+    assert list(engine.history)[seen].jobs == 3
+
+
+def test_a_cancelled_job_is_aborted_inside_vllm_and_the_engine_goes_on(asr_dir):
+    """Chunks of different lengths under a fixed budget finish at different steps: cancelling after the first one
+    aborts the rest inside vLLM, and the next job is served."""
+    import time
+
+    from core.asr.vllm_backend import VllmAsr
+    from core.config import config_from_env
+    from core.types import AsrRequest
+
+    config = config_from_env(asr_model=str(asr_dir), asr_backend="vllm", device="cuda", dtype="float32",
+                             vllm_enforce_eager=True, vllm_gpu_memory_utilization=0.2, vllm_max_model_len=2048)
+    slow = VllmAsr(config, fixed_tokens_per_second=60.0)
+    audio = clips()
+
+    class Stop(BaseException):
+        pass
+
+    def stop_after_first(stage, done, total):
+        if done >= 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        slow.transcribe([AsrRequest(audio[0])] + [AsrRequest(audio[2]) for _ in range(16)], stop_after_first)
+    deadline = time.monotonic() + 30
+    while (slow.engine.in_flight() or slow.llm.llm_engine.has_unfinished_requests()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow.engine.in_flight() == 0 and not slow.llm.llm_engine.has_unfinished_requests()
+    out = slow.transcribe([AsrRequest(audio[1])])
+    assert len(out) == 1 and out[0].truncated  # the fixed budget: generation ends at the cap

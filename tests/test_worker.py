@@ -268,10 +268,10 @@ def test_progress_messages_are_throttled_and_parseable():
     assert parse_progress("transcribe 3/12") == ("transcribe", 3.0, 12.0)
     assert parse_progress(format_progress("download", 4_200_000, 31_500_000)) == ("download", 4.2e6, 31.5e6)
     cancel.set()
-    rep("transcribe", 4, 12)  # not a safe point: the model call is left to finish
-    with pytest.raises(BaseException) as e:
-        rep("merge", 0, 1)
-    assert type(e.value).__name__ == "JobCancelled"
+    for stage in ("transcribe", "merge"):  # any stage: the model engines drop a cancelled job's work
+        with pytest.raises(BaseException) as e:
+            rep(stage, 4, 12)
+        assert type(e.value).__name__ == "JobCancelled"
 
 
 def test_progress_reaches_runpods_job_done_url(pipeline, media, speech):

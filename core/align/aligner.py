@@ -17,7 +17,7 @@ import unicodedata
 
 from core.align.word_times import words_from_marks
 from core.config import Config
-from core.models.batching import GroupCommit
+from core.models.engine import BatchEngine
 from core.models.layout import aligner_timing, batch_features, load_aligner_model, load_processor, resolve_device
 from core.types import MAX_ALIGN_SECONDS, SAMPLE_RATE, AlignRequest, Progress, Word, no_progress
 
@@ -90,7 +90,8 @@ class Aligner:
         self._ids = {t: self.tokenizer.convert_tokens_to_ids(t)
                      for t in ("<|audio_start|>", "<|audio_pad|>", "<|audio_end|>", "<|endoftext|>")}
         self.batch_size = config.align_batch_size or auto_batch_size(self.device)
-        self.batcher = GroupCommit(self._align_all)  # concurrent jobs share batches; one GPU batch at a time
+        # one model pass at a time, its batches filled from every job's queued chunks (core.models.engine)
+        self.engine = BatchEngine("aligner", self._run_batch, self.batch_size)
         self.last_stats: dict[str, float] = {}  # where the last call's time went (benchmarks read it)
 
     def describe(self) -> str:
@@ -110,9 +111,6 @@ class Aligner:
 
     def align(self, requests: list[AlignRequest], progress: Progress = no_progress) -> list[list[Word] | None]:
         """Word lists (times relative to each chunk's start) in request order; None where alignment failed."""
-        return self.batcher.submit(requests, progress) if requests else []
-
-    def _align_all(self, requests: list[AlignRequest], progress: Progress, on_result=None) -> list[list[Word] | None]:
         results: list[list[Word] | None] = [None] * len(requests)
         todo = []
         for i, req in enumerate(requests):
@@ -128,30 +126,35 @@ class Aligner:
                             MAX_ALIGN_SECONDS)
             else:
                 todo.append((i, words))
-        todo.sort(key=lambda item: len(requests[item[0]].audio), reverse=True)
-        size = max(1, self.batch_size)
+        todo.sort(key=lambda item: len(requests[item[0]].audio), reverse=True)  # similar lengths share a batch
+        skipped = len(requests) - len(todo)
+        # this call's model time (a job alone, as in the benchmark; with jobs at once their batches count here)
         self.last_stats = {"chunks": len(todo), "features_s": 0.0, "inputs_s": 0.0, "model_s": 0.0, "words_s": 0.0}
+
+        def report(stage: str, done: float, total: float | None) -> None:
+            progress("align", skipped + done, len(requests))
+
         progress("align", 0, len(requests))
-        done = len(requests) - len(todo)
-        for b in range(0, len(todo), size):
-            batch = todo[b:b + size]
-            try:
-                out = self._run([requests[i] for i, _ in batch], [w for _, w in batch])
-            except Exception:  # one bad chunk must not take its batch mates down: retry them one by one
-                log.exception("aligner batch of %d failed; retrying chunk by chunk", len(batch))
-                out = []
-                for i, words in batch:
-                    try:
-                        out += self._run([requests[i]], [words])
-                    except Exception:
-                        log.exception("alignment failed for a chunk of %.1f s",
-                                      len(requests[i].audio) / SAMPLE_RATE)
-                        out.append(None)
-            for (i, _), words in zip(batch, out):
-                results[i] = words
-            done += len(batch)
-            progress("align", done, len(requests))
+        out = self.engine.run([(requests[i], words) for i, words in todo], report, "align")
+        for (i, _), words in zip(todo, out):
+            results[i] = words
+        progress("align", len(requests), len(requests))
         return results
+
+    def _run_batch(self, batch: list[tuple[AlignRequest, list[str]]]) -> list[list[Word] | None]:
+        """One model pass; if it fails, its chunks one by one, so one bad chunk does not take its batch mates down."""
+        try:
+            return self._run([r for r, _ in batch], [w for _, w in batch])
+        except Exception:
+            log.exception("aligner batch of %d failed; retrying chunk by chunk", len(batch))
+        out = []
+        for request, words in batch:
+            try:
+                out += self._run([request], [words])
+            except Exception:
+                log.exception("alignment failed for a chunk of %.1f s", len(request.audio) / SAMPLE_RATE)
+                out.append(None)
+        return out
 
     def _run(self, batch: list[AlignRequest], word_lists: list[list[str]]) -> list[list[Word] | None]:
         import torch

@@ -1,8 +1,10 @@
 """Qwen3-ASR through transformers: batched greedy generation, CPU or GPU (the backend without vLLM).
 
-Chunks are sorted by length so each batch holds similar lengths (less padding, and one long chunk does not hold a
-batch of short ones hostage). Each chunk keeps its own token cap inside a batch, and its features are computed on their
-own (core.models.layout.batch_features), so a chunk gets the same text whatever it is batched with.
+One model serves every job of the process (`core.models.engine.BatchEngine`): batches are filled from all jobs'
+queued chunks, one per job per turn. A job's chunks queue longest first, so a batch holds similar lengths (less
+padding, and one long chunk does not hold a batch of short ones hostage). Each chunk keeps its own token cap inside
+a batch, and its features are computed on their own (core.models.layout.batch_features), so a chunk gets the same
+text whatever it is batched with, its own job's chunks or another's.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import logging
 from core.asr.prompts import build_prompt, chunk_text, max_new_tokens
 from core.config import Config
 from core.errors import ModelError
+from core.models.engine import BatchEngine
 from core.models.layout import batch_features, load_asr_model, load_processor, resolve_device
 from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 
@@ -29,24 +32,20 @@ class TransformersAsr:
         self.audio_pad_id = self.tokenizer.convert_tokens_to_ids("<|audio_pad|>")
         self.pad_id = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         self.eos_ids = {self.pad_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        self.engine = BatchEngine("ASR model", self._run, config.asr_batch_size)
 
     def describe(self) -> str:
         return f"{self.config.asr_model} (transformers, {self.device}, {str(self.dtype).removeprefix('torch.')})"
 
     def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
                    on_result=None) -> list[ChunkText]:
-        """One ChunkText per request; `on_result(i, text)` hears each batch's chunks as the batch finishes."""
+        """One ChunkText per request; `on_result(i, text)` hears each chunk as its batch finishes."""
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].audio), reverse=True)
+        heard = None if on_result is None else (lambda k, result: on_result(order[k], result))
+        ranked = self.engine.run([requests[i] for i in order], progress, "transcribe", heard)
         results: list[ChunkText | None] = [None] * len(requests)
-        size = max(1, self.config.asr_batch_size)
-        progress("transcribe", 0, len(requests))
-        for b in range(0, len(order), size):
-            batch = order[b:b + size]
-            for i, result in zip(batch, self._run([requests[i] for i in batch])):
-                results[i] = result
-                if on_result is not None:
-                    on_result(i, result)
-            progress("transcribe", min(b + size, len(order)), len(requests))
+        for i, result in zip(order, ranked):
+            results[i] = result
         return results  # type: ignore[return-value]
 
     def prompt_ids(self, request: AsrRequest, audio_tokens: int) -> list[int]:

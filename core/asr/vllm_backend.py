@@ -1,17 +1,13 @@
-"""Qwen3-ASR through vLLM: every chunk of a job in one `LLM.generate` call, greedy, on the GPU.
+"""Qwen3-ASR through vLLM: one engine fed with every job's chunks, greedy, on the GPU.
 
-vLLM schedules the whole batch itself (continuous batching, chunked prefill), so the backend hands it all chunks at
-once rather than batching by hand; results are read as each chunk finishes. Prompts, the generation cap and output
-parsing come from `core.asr.prompts`, the same code the transformers backend uses, so both backends see identical
-prompts and return identical dataclasses.
+vLLM schedules what it holds itself (continuous batching, chunked prefill); the backend keeps it fed. One engine
+serves every job of the process (`core.models.engine.StreamEngine`): chunks of all jobs go in as they come, one per job
+per turn, up to ENGINE_MAX_CHUNKS held at once, and each comes back the moment it is finished. Prompts,
+the generation cap and output parsing come from `core.asr.prompts`, the same code the transformers backend uses, so
+both backends see identical prompts and return identical dataclasses.
 
 `gpu_memory_utilization` is a fraction of the whole card that vLLM claims for weights, activations and KV cache;
 the rest stays free for the aligner in the same process (VLLM_GPU_MEMORY_UTILIZATION).
-
-Concurrent callers in one process share the engine by group commit (`core.models.batching`): the chunks of jobs
-that arrive while the engine is busy go into its next run together. The web app with APP_CONCURRENCY > 1 and the
-benchmark's many-file run call it that way. The RunPod worker does not: it runs one job's model stages at a time
-(`runpod_worker.handler.Worker`), so two of its jobs never meet in one batch.
 
 vllm is imported only when the backend is built: CPU installs never import it.
 """
@@ -24,7 +20,7 @@ import time
 from core.asr import prompts
 from core.config import Config
 from core.errors import ModelError
-from core.models.batching import GroupCommit
+from core.models.engine import StreamEngine
 from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, no_progress
 
 log = logging.getLogger("core")
@@ -76,7 +72,8 @@ class VllmAsr:
             self.extractor = whisper_extractor(config.asr_model)
             self.feature_dtype = self.llm.llm_engine.model_config.dtype
             self.feature_stream = torch.cuda.Stream()  # not queued behind the aligner's batches on the default one
-        self.batcher = GroupCommit(self._generate)
+        self.feed = _Feed(self)
+        self.engine = StreamEngine("ASR engine", self.feed, max_in_flight=config.engine_max_chunks, min_admit=FEED)
         self.last_stats: dict[str, float] = {}
 
     def describe(self) -> str:
@@ -112,79 +109,91 @@ class VllmAsr:
         """One ChunkText per request; `on_result(i, text)` hears each chunk the moment the engine finishes it."""
         if not requests:
             return []
-        progress("transcribe", 0, len(requests))
-        results = self.batcher.submit(requests, progress, on_result)
-        progress("transcribe", len(requests), len(requests))
+        before, t0, finished = dict(self.feed.totals), time.perf_counter(), []
+
+        def heard(i: int, result: ChunkText) -> None:
+            finished.append(time.perf_counter() - t0)
+            if on_result is not None:
+                on_result(i, result)
+
+        results = self.engine.run(requests, progress, "transcribe", heard)
+        # exact for a job alone (the benchmark's passes); shared work is counted where it ran
+        self.last_stats = {"requests": len(requests), **{k: round(v - before[k], 3) for k, v in self.feed.totals.items()},
+                           "first_done_s": round(min(finished), 3), "last_done_s": round(max(finished), 3)}
         return results
 
-    def _generate(self, requests: list[AsrRequest], progress: Progress = no_progress,
-                  on_result=None) -> list[ChunkText]:
-        """All chunks through the engine: prompts built PREPARE at a time, handed over FEED at a time, finished
-        ones read in between (`LLM.generate` would read nothing until the end).
 
-        Each finished chunk is reported at once (progress, `on_result`). With a fixed token budget per second, as in
-        the benchmark, no chunk finishes before the hand-over ends (run 5); chunks with short answers may (not
-        measured).
-        """
-        engine = self.llm.llm_engine
-        params = [self.sampling_params(len(r.audio) / SAMPLE_RATE) for r in requests]
-        results: list[ChunkText | None] = [None] * len(requests)
-        where: dict[str, int] = {}
-        finished: list[float] = []
-        tokens = [0, 0]
-        t0 = time.perf_counter()
+class _Feed:
+    """The streaming engine's view of vLLM (core.models.engine.StreamEngine): chunks in, finished chunks out.
 
-        def collect(outputs) -> None:
-            for out in outputs:
-                i = where.get(out.request_id)
-                if i is None or not out.finished:
-                    continue
-                first = out.outputs[0]
-                results[i] = prompts.chunk_text(first.text, requests[i].language, first.finish_reason == "length")
-                tokens[0] += len(out.prompt_token_ids or ())
-                tokens[1] += len(first.token_ids)
-                finished.append(time.perf_counter() - t0)
-                try:
-                    if on_result is not None:
-                        on_result(i, results[i])
-                    progress("transcribe", len(finished), len(requests))
-                except BaseException as e:  # the caller's (a cancelled job): stop, and raise it as it is
-                    caller_error.append(e)
-                    raise
+    Prompts are built PREPARE at a time (with VLLM_AUDIO_FEATURES=gpu: one log-mel pass) and handed over FEED at a
+    time, with what the engine finished read in between (`LLM.generate` would read nothing until the end).
+    """
 
-        caller_error: list[BaseException] = []
-        internal: list[str] = []  # the engine's ids (for aborting); outputs carry the LLM's own ("7")
-        prep = 0.0  # of which: building the prompts (log-mel here when VLLM_AUDIO_FEATURES=gpu)
+    def __init__(self, asr: VllmAsr) -> None:
+        self.asr, self.engine = asr, asr.llm.llm_engine
+        self.held: dict[str, tuple[str, AsrRequest]] = {}  # the LLM's id -> (the engine's id, request)
+        self.ready: list = []  # outputs read while feeding, handed out by the next step
+        self.totals = {"prompt_tokens": 0, "generated_tokens": 0, "prompts_s": 0.0}
+
+    def start(self, requests: list[AsrRequest]) -> list[str]:
         try:
-            for start in range(0, len(requests), FEED):
-                if start % PREPARE == 0:  # log-mel for the next PREPARE chunks in one pass
-                    t_prep = time.perf_counter()
-                    prepared = self.requests(requests[start:start + PREPARE])
-                    prep += time.perf_counter() - t_prep
-                part = slice(start, start + FEED)
-                ids = self.llm.enqueue(prepared[start % PREPARE:start % PREPARE + FEED], params[part],
-                                       use_tqdm=False)
-                internal += ids
-                where.update((_external_id(rid), start + k) for k, rid in enumerate(ids))
-                _collect_ready(engine, collect)
-            fed = time.perf_counter() - t0
-            while engine.has_unfinished_requests():
-                collect(engine.step())
-        except BaseException as e:
-            try:
-                engine.abort_request(internal, internal=True)
-            except Exception:  # the engine may be gone; the job fails either way
-                log.exception("aborting the job's requests failed")
-            if caller_error or not isinstance(e, Exception):
-                raise
+            keys: list[str] = []
+            for p0 in range(0, len(requests), PREPARE):
+                part = requests[p0:p0 + PREPARE]
+                t0 = time.perf_counter()
+                prepared = self.asr.requests(part)
+                self.totals["prompts_s"] += time.perf_counter() - t0
+                params = [self.asr.sampling_params(len(r.audio) / SAMPLE_RATE) for r in part]
+                for f0 in range(0, len(part), FEED):
+                    ids = self.asr.llm.enqueue(prepared[f0:f0 + FEED], params[f0:f0 + FEED], use_tqdm=False)
+                    for rid, r in zip(ids, part[f0:f0 + FEED]):
+                        keys.append(_external_id(rid))
+                        self.held[keys[-1]] = (rid, r)
+                    self.ready += self._ready()
+            return keys
+        except Exception as e:  # vLLM raises many kinds (CUDA, OOM, a dead engine); none is the user's input
+            log.exception("handing chunks to vLLM failed")
+            raise ModelError(f"ASR generation failed on the GPU ({type(e).__name__})") from e
+
+    def step(self, block: bool) -> list[tuple[str, ChunkText]]:
+        try:
+            outputs = self.ready + (self.engine.step() if block and self.engine.has_unfinished_requests()
+                                    else self._ready())
+        except Exception as e:
             log.exception("vLLM generation failed")
             raise ModelError(f"ASR generation failed on the GPU ({type(e).__name__})") from e
-        if any(r is None for r in results):
-            raise ModelError("the ASR engine returned fewer results than chunks")
-        self.last_stats = {"requests": len(requests), "prompt_tokens": tokens[0], "generated_tokens": tokens[1],
-                           "fed_s": round(fed, 3), "prompts_s": round(prep, 3), "first_done_s": round(min(finished), 3),
-                           "last_done_s": round(max(finished), 3)}
-        return results  # type: ignore[return-value]
+        self.ready = []
+        done = []
+        for out in outputs:
+            if not out.finished or out.request_id not in self.held:
+                continue  # unfinished, or aborted
+            _, request = self.held.pop(out.request_id)
+            first = out.outputs[0]
+            self.totals["prompt_tokens"] += len(out.prompt_token_ids or ())
+            self.totals["generated_tokens"] += len(first.token_ids)
+            done.append((out.request_id, prompts.chunk_text(first.text, request.language,
+                                                            first.finish_reason == "length")))
+        return done
+
+    def abort(self, keys: list[str]) -> None:
+        ids = [self.held.pop(k)[0] for k in keys if k in self.held]
+        if ids:
+            self.engine.abort_request(ids, internal=True)
+
+    def _ready(self) -> list:
+        """The outputs the engine has ready, without waiting for more.
+
+        With the engine in its own process (vLLM's default) its outputs wait in the client's queue: read them while
+        there are any. With the engine in this process nothing runs unless stepped, so run one step.
+        """
+        queue = getattr(self.engine.engine_core, "outputs_queue", None)
+        if queue is None:
+            return self.engine.step() if self.engine.has_unfinished_requests() else []
+        outputs = []
+        while not queue.empty():
+            outputs += self.engine.step()
+        return outputs
 
 
 FEED = 16  # chunks handed to the engine between looks at its finished outputs
@@ -198,19 +207,3 @@ def _external_id(internal: str) -> str:
     """`LLM.enqueue` returns the engine's ids ("7-1a2b3c4d": the LLM's counter plus a random suffix), while outputs
     carry the LLM's own id ("7")."""
     return internal.split("-", 1)[0]
-
-
-def _collect_ready(engine, collect) -> None:
-    """Hand `collect` the outputs the engine has ready, without waiting for more.
-
-    With the engine in its own process (vLLM's default) its outputs wait in the client's queue: read them while
-    there are any. With the engine in this process nothing runs unless stepped, so run one step.
-    """
-    queue = getattr(engine.engine_core, "outputs_queue", None)
-    if queue is None:
-        if engine.has_unfinished_requests():
-            collect(engine.step())
-        return
-    while not queue.empty():
-        collect(engine.step())
-

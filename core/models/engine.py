@@ -1,0 +1,286 @@
+"""One engine per model and process: every job's items flow into the same model as they become ready.
+
+A thread owns the model. Jobs, from any thread, queue their items and wait; the thread admits queued items
+round-robin across jobs (one item per job per turn), so batches form across jobs and a short job that arrives behind
+long ones gets its share of the very next batch instead of waiting for their whole stage.
+
+Two kinds of model:
+- a batch model (`BatchEngine`: the transformers ASR backend, the aligner) runs a list of items and returns their
+  results; the engine hands it up to `batch_size` items at a time;
+- a streaming model (`StreamEngine`: vLLM) takes items whenever there is room and hands back whichever finished at
+  each step; the engine keeps at most `max_in_flight` items in it (memory stays bounded however many jobs queue) and
+  refills it as they finish.
+
+Cancelling a job (its waiting thread's progress raised, e.g. `JobCancelled`) drops its queued items at once and
+aborts those inside a streaming model; a batch in hand finishes (its batch mates need it) and the cancelled job's
+part of it is thrown away. A model error fails the jobs whose items were in that call, and only those.
+
+What the engine did is public, for metrics, benchmarks and tests: `history` holds the latest admissions as
+`Admission(size, jobs)`, and `queued()` counts the items waiting.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from core.errors import ModelError
+from core.types import Progress, no_progress
+
+log = logging.getLogger("core")
+
+POLL_S = 0.25  # a waiting job reports progress at least this often, so a cancel is seen while it queues
+HISTORY = 4096  # admissions kept in `Engine.history`
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Items handed to the model together (one batch, or one refill of a streaming model)."""
+
+    size: int
+    jobs: int  # distinct jobs among them
+
+
+class EngineJob:
+    """One caller's items inside an engine; `wait` returns their results in the caller's order."""
+
+    def __init__(self, engine: Engine, items: list, on_result) -> None:
+        self.engine, self.items, self.on_result = engine, items, on_result
+        self.results: list = [None] * len(items)
+        self.pending: deque[int] = deque(range(len(items)))
+        self.done = 0
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    @property
+    def over(self) -> bool:
+        return self.cancelled or self.error is not None or self.done == len(self.items)
+
+    def wait(self, progress: Progress = no_progress, stage: str = "model") -> list:
+        """Block until every item is done, reporting (stage, done, total); if `progress` raises (a cancelled
+        job), the job's remaining work is dropped and the exception goes on."""
+        cv, total = self.engine.cv, len(self.items)
+        try:
+            progress(stage, 0, total)
+            while True:
+                with cv:
+                    if not self.over:
+                        cv.wait(POLL_S)
+                    done, over = self.done, self.over
+                progress(stage, done, total)
+                if over:
+                    break
+        except BaseException:
+            self.cancel()
+            raise
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+    def cancel(self) -> None:
+        """Drop what is still queued; a streaming model aborts what it holds of this job."""
+        self.engine.cancel(self)
+
+
+class Engine:
+    """The job bookkeeping both kinds share; subclasses own the model and the thread's loop."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cv = threading.Condition()
+        self.history: deque[Admission] = deque(maxlen=HISTORY)
+        self._ring: deque[EngineJob] = deque()  # jobs with queued items, in turn order
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def run(self, items: list, progress: Progress = no_progress, stage: str = "model", on_result=None) -> list:
+        """Results for `items` in order; `on_result(i, result)` hears each as it is done (from the engine's
+        thread: keep it short, and never wait there for this engine)."""
+        if not items:
+            return []
+        return self.submit(items, on_result).wait(progress, stage)
+
+    def submit(self, items: list, on_result=None) -> EngineJob:
+        job = EngineJob(self, list(items), on_result)
+        with self.cv:
+            if self._closed:
+                raise ModelError(f"the {self.name} is shut down")
+            if job.items:
+                self._ring.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=f"engine-{self.name}", daemon=True)
+                self._thread.start()
+            self.cv.notify_all()
+        return job
+
+    def queued(self) -> int:
+        """Items waiting to be admitted, all jobs together."""
+        with self.cv:
+            return sum(len(j.pending) for j in self._ring)
+
+    def close(self) -> None:
+        """Stop the thread once what is queued has run (new submissions are refused)."""
+        with self.cv:
+            self._closed = True
+            self.cv.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def cancel(self, job: EngineJob) -> None:
+        with self.cv:
+            if job.over:
+                return
+            job.cancelled = True
+            job.pending.clear()
+            self._forget(job)
+            self.cv.notify_all()
+
+    # --- for the loops, under self.cv unless said otherwise
+
+    def _take(self, n: int) -> list[tuple[EngineJob, int]]:
+        """Up to n queued items, one per job per turn (the job after the last one served goes first)."""
+        taken: list[tuple[EngineJob, int]] = []
+        while len(taken) < n and self._ring:
+            job = self._ring.popleft()
+            taken.append((job, job.pending.popleft()))
+            if job.pending:
+                self._ring.append(job)
+        if taken:
+            self.history.append(Admission(len(taken), len({id(j) for j, _ in taken})))
+        return taken
+
+    def _forget(self, job: EngineJob) -> None:
+        try:
+            self._ring.remove(job)
+        except ValueError:
+            pass
+
+    def _fail(self, jobs, error: BaseException) -> None:
+        for job in jobs:
+            if not job.over:
+                job.error = error
+                job.pending.clear()
+                self._forget(job)
+        self.cv.notify_all()
+
+    def _deliver(self, done: list[tuple[EngineJob, int, object]]) -> None:
+        """Hand results to their jobs (call without holding self.cv: listeners run here)."""
+        heard = []
+        with self.cv:
+            for job, i, result in done:
+                if job.over:  # cancelled or failed meanwhile: its part is thrown away
+                    continue
+                job.results[i] = result
+                job.done += 1
+                if job.on_result is not None:
+                    heard.append((job, i, result))
+            self.cv.notify_all()
+        for job, i, result in heard:
+            try:
+                job.on_result(i, result)
+            except Exception:  # a listener's bug must not fail the model's other jobs
+                log.exception("a result listener failed")
+
+    def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as e:  # the engine is gone: nobody may wait for it forever
+            log.exception("the %s engine stopped", self.name)
+            with self.cv:
+                self._closed = True
+                self._fail(list(self._ring) + self._holding(), ModelError(f"the {self.name} stopped ({type(e).__name__})"))
+
+    def _holding(self) -> list[EngineJob]:
+        return []
+
+    def _serve(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class BatchEngine(Engine):
+    """`run_batch(items) -> results` on up to `batch_size` items at a time, one call at a time."""
+
+    def __init__(self, name: str, run_batch, batch_size: int) -> None:
+        super().__init__(name)
+        self.run_batch, self.batch_size = run_batch, max(1, batch_size)
+        self._in_hand: list[EngineJob] = []
+
+    def _holding(self) -> list[EngineJob]:
+        return list(self._in_hand)
+
+    def _serve(self) -> None:
+        while True:
+            with self.cv:
+                while not self._ring and not self._closed:
+                    self.cv.wait()
+                if not self._ring:
+                    return
+                taken = self._take(self.batch_size)
+                self._in_hand = [j for j, _ in taken]
+            try:
+                results = self.run_batch([job.items[i] for job, i in taken])
+                if len(results) != len(taken):
+                    raise ModelError(f"the {self.name} returned {len(results)} results for {len(taken)} items")
+            except Exception as e:
+                with self.cv:
+                    self._fail({id(j): j for j, _ in taken}.values(), e)
+                continue
+            finally:
+                self._in_hand = []
+            self._deliver([(job, i, r) for (job, i), r in zip(taken, results)])
+
+
+class StreamEngine(Engine):
+    """A model that is fed and stepped: `model.start(items) -> keys`, `model.step(block) -> [(key, result)]`
+    (finished items; `block` False: only what is ready now), `model.abort(keys)`. Refills happen when at least
+    `min_admit` items fit (or everything queued does), so the model's per-call costs are shared."""
+
+    def __init__(self, name: str, model, *, max_in_flight: int, min_admit: int = 1) -> None:
+        super().__init__(name)
+        self.model, self.max_in_flight, self.min_admit = model, max(1, max_in_flight), max(1, min_admit)
+        self._in_flight: dict = {}  # key -> (job, index)
+
+    def in_flight(self) -> int:
+        with self.cv:
+            return len(self._in_flight)
+
+    def _holding(self) -> list[EngineJob]:
+        return [job for job, _ in self._in_flight.values()]
+
+    def _serve(self) -> None:
+        while True:
+            with self.cv:
+                while not self._ring and not self._in_flight and not self._closed:
+                    self.cv.wait()
+                if not self._ring and not self._in_flight:
+                    return
+                dropped = [k for k, (job, _) in self._in_flight.items() if job.over]
+                for k in dropped:
+                    del self._in_flight[k]
+                room = self.max_in_flight - len(self._in_flight)
+                queued = sum(len(j.pending) for j in self._ring)
+                taken = self._take(room) if queued and room >= min(self.min_admit, queued) else []
+            try:
+                if dropped:
+                    self.model.abort(dropped)
+                if taken:
+                    keys = self.model.start([job.items[i] for job, i in taken])
+                    with self.cv:
+                        self._in_flight.update(zip(keys, taken))
+                # just fed: collect what is ready and come back to feed more; else wait for the model's next step
+                finished = self.model.step(block=not taken) if self._in_flight else []
+            except Exception as e:
+                with self.cv:
+                    holding = self._in_flight
+                    self._in_flight = {}
+                    self._fail({id(j): j for j, _ in list(holding.values()) + taken}.values(), e)
+                try:
+                    self.model.abort(list(holding))
+                except Exception:  # the model may be gone; its jobs failed either way
+                    log.exception("aborting the %s's items failed", self.name)
+                continue
+            with self.cv:
+                done = [(*self._in_flight.pop(k), r) for k, r in finished if k in self._in_flight]
+            self._deliver(done)

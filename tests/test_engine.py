@@ -1,0 +1,274 @@
+"""One engine per model, many jobs (core.models.engine): through the real RunPod worker with the tiny real models on
+CPU, concurrent jobs fill the same batches (seen in the batches the engine records), a short job overtakes a long one,
+and a job cancelled while its chunks are in a batch leaves its batch mates' transcripts exactly as they are alone.
+The streaming engine (vLLM's side, which cannot run here; its GPU test is tests/test_vllm_backend.py) is driven by a
+small stepping model: its in-flight bound, turn order, aborts and errors.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from audio_helpers import make_podcast
+from core.models.engine import StreamEngine
+from core.remote.schema import parse_progress
+from core.types import AsrRequest
+from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
+from runpod_worker.handler import Worker
+from worker_helpers import assert_transcript, media, pipeline, speech  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("own_tempdir")  # conftest: no temp file may be left behind
+CHUNK_S = 5  # the smallest chunk a job may ask for: many chunks from little audio
+
+
+@pytest.fixture(scope="module")
+def files(media, tmp_path_factory):
+    """Two half-minute talks and a two-minute one, served on loopback."""
+    root = tmp_path_factory.mktemp("engine")
+    for name, minutes, seed in (("a", 0.5, 1), ("b", 0.5, 2), ("long", 2.0, 3)):
+        pod = make_podcast(root / f"{name}.wav", minutes, seed=seed)
+        media.add_bytes(f"/{name}.wav", pod.path.read_bytes(), "audio/wav")
+        DURATION[name] = len(pod.samples) / 16000
+    return {name: media.url(f"/{name}.wav") for name in ("a", "b", "long")}
+
+
+DURATION: dict[str, float] = {}
+
+
+class Jobs:
+    """A worker whose jobs' progress messages are kept per job id (every message: no throttling)."""
+
+    def __init__(self, pipeline, concurrency: int) -> None:
+        self.messages: dict[str, list[str]] = defaultdict(list)
+        self.worker = Worker(pipeline, concurrency=concurrency, progress_interval_s=0,
+                             send_progress=lambda j, message: self.messages[j["id"]].append(message))
+
+    def chunks(self, job_id: str) -> int | None:
+        """How many chunks the job handed the ASR engine (its first "transcribe 0/N"), None before that."""
+        for message in self.messages[job_id]:
+            stage, done, total = parse_progress(message)
+            if stage == "transcribe":
+                return int(total)
+        return None
+
+    def wait_queued(self, job_id: str) -> int:
+        deadline = time.monotonic() + 120
+        while self.chunks(job_id) is None:
+            assert time.monotonic() < deadline, f"job {job_id} never reached the ASR engine"
+            time.sleep(0.01)
+        return self.chunks(job_id)
+
+
+def url_job(job_id: str, url: str) -> dict:
+    return {"id": job_id, "input": {"audio_url": url, "chunk_seconds": CHUNK_S, "language": "en"}}
+
+
+class Held:
+    """Keeps an engine busy with one item of its own until released: whatever jobs submit meanwhile queues."""
+
+    def __init__(self, engine, item) -> None:
+        self.started, self.gate = threading.Event(), threading.Event()
+
+        def block(i, result):  # on the engine's thread
+            self.started.set()
+            self.gate.wait(120)
+
+        self.thread = threading.Thread(target=engine.run, args=([item],), kwargs={"on_result": block})
+        self.thread.start()
+        assert self.started.wait(120)
+
+    def release(self) -> None:
+        self.gate.set()
+        self.thread.join(120)
+
+
+def a_chunk() -> AsrRequest:
+    return AsrRequest((np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32))
+
+
+def alone(pipeline, url: str) -> dict:
+    w = Worker(pipeline)
+    try:
+        return w.run(url_job("alone", url))
+    finally:
+        w.close()
+
+
+def test_concurrent_jobs_through_the_worker_share_batches(pipeline, files):
+    engine = pipeline.asr.engine
+    jobs = Jobs(pipeline, concurrency=3)
+    held = Held(engine, a_chunk())
+    try:
+        async def scenario():
+            tasks = [asyncio.ensure_future(jobs.worker.handle(url_job(k, files[k]))) for k in ("a", "b", "long")]
+            for k in ("a", "b", "long"):
+                await asyncio.to_thread(jobs.wait_queued, k)
+            seen = len(engine.history)
+            held.release()
+            return seen, await asyncio.gather(*tasks)
+
+        seen, outs = asyncio.run(scenario())
+    finally:
+        held.release()
+        jobs.worker.close()
+    counts = [jobs.chunks(k) for k in ("a", "b", "long")]
+    batches = list(engine.history)[seen:]
+    assert sum(b.size for b in batches) == sum(counts)
+    mixed = [b for b in batches if b.jobs > 1]
+    # while all three had chunks queued, every batch took from each of them: one chunk per job per turn
+    assert batches[0].jobs == 3 and len(mixed) >= min(counts) * 3 // pipeline.config.asr_batch_size
+    for out, k in zip(outs, ("a", "b", "long")):
+        solo = alone(pipeline, files[k])
+        assert out["segments"] == solo["segments"] and out["text"] == solo["text"]
+
+
+def test_a_short_job_overtakes_a_long_one(pipeline, files):
+    jobs = Jobs(pipeline, concurrency=2)
+    held = Held(pipeline.asr.engine, a_chunk())
+    finished: list[str] = []
+    try:
+        async def run(job_id, url):
+            out = await jobs.worker.handle(url_job(job_id, url))
+            finished.append(job_id)
+            return out
+
+        async def scenario():
+            long = asyncio.ensure_future(run("long", files["long"]))
+            await asyncio.to_thread(jobs.wait_queued, "long")  # the long job's chunks queue first...
+            short = asyncio.ensure_future(run("short", files["a"]))
+            await asyncio.to_thread(jobs.wait_queued, "short")  # ...then the short one's
+            held.release()
+            return await long, await short
+
+        long_out, short_out = asyncio.run(scenario())
+    finally:
+        held.release()
+        jobs.worker.close()
+    assert jobs.chunks("long") >= 3 * jobs.chunks("short")
+    assert finished == ["short", "long"]
+    assert_transcript(long_out, DURATION["long"])
+    assert_transcript(short_out, DURATION["a"])
+
+
+def test_a_job_cancelled_mid_batch_leaves_its_batch_mates_as_they_are_alone(pipeline, files):
+    engine = pipeline.asr.engine
+    jobs = Jobs(pipeline, concurrency=2)
+    half_done = threading.Event()
+    original = jobs.worker.send_progress
+
+    def send(j, message):
+        original(j, message)
+        stage, done, total = parse_progress(message)
+        if j["id"] == "long" and stage == "transcribe" and done >= 1:
+            half_done.set()  # some of its chunks are done, the rest queued or in the model
+
+    jobs.worker.send_progress = send
+    seen = len(engine.history)
+    try:
+        async def scenario():
+            long = asyncio.ensure_future(jobs.worker.handle(url_job("long", files["long"])))
+            other = asyncio.ensure_future(jobs.worker.handle(url_job("b", files["b"])))
+            assert await asyncio.to_thread(half_done.wait, 120)
+            long.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await long
+            return await other
+
+        out = asyncio.run(scenario())
+        after = jobs.worker.run(url_job("after", files["a"]))  # the engine goes on serving
+    finally:
+        jobs.worker.close()
+    admitted = sum(b.size for b in list(engine.history)[seen:])
+    # the cancelled job's queued chunks never reached the model
+    assert admitted < jobs.chunks("long") + jobs.chunks("b") + jobs.chunks("after")
+    assert engine.queued() == 0
+    solo = alone(pipeline, files["b"])
+    assert out["segments"] == solo["segments"] and out["text"] == solo["text"]
+    assert_transcript(after, DURATION["a"])
+
+
+# -- the streaming engine, with a small stepping model ----------------------------------------------------------
+
+class Stepper:
+    """Each item is a number n: it finishes n steps after it went in, with the answer n * 10 (or raises at 'boom')."""
+
+    def __init__(self) -> None:
+        self.left: dict[int, int] = {}
+        self.items: dict[int, int] = {}
+        self.started: list[list[int]] = []
+        self.aborted: list[int] = []
+        self.most = 0
+        self.next_key = 0
+        self.lock = threading.Lock()
+
+    def start(self, items):
+        if "boom" in items:
+            raise RuntimeError("boom")
+        keys = []
+        with self.lock:
+            for n in items:
+                self.next_key += 1
+                self.left[self.next_key], self.items[self.next_key] = n, n
+                keys.append(self.next_key)
+            self.started.append(list(items))
+            self.most = max(self.most, len(self.left))
+        return keys
+
+    def step(self, block):
+        time.sleep(0.002)
+        with self.lock:
+            done = []
+            for k in list(self.left):
+                self.left[k] -= 1
+                if self.left[k] <= 0:
+                    del self.left[k]
+                    done.append((k, self.items.pop(k) * 10))
+            return done
+
+    def abort(self, keys):
+        with self.lock:
+            for k in keys:
+                self.aborted.append(k)
+                self.left.pop(k, None)
+                self.items.pop(k, None)
+
+
+def test_stream_engine_bounds_what_the_model_holds_and_takes_turns():
+    model = Stepper()
+    engine = StreamEngine("stepper", model, max_in_flight=6, min_admit=2)
+    first = engine.submit([3] * 20)
+    second = engine.submit([1, 2])
+    assert first.wait() == [30] * 20 and second.wait() == [10, 20]
+    assert model.most <= 6
+    assert {1, 2} <= set(model.started[0] + model.started[1])  # the second job's items went in by the next refill
+    engine.close()
+
+
+def test_stream_engine_aborts_a_cancelled_jobs_items_and_fails_only_the_jobs_in_a_broken_call():
+    model = Stepper()
+    engine = StreamEngine("stepper", model, max_in_flight=4)
+
+    class Stop(BaseException):
+        pass
+
+    def stop_after_first(stage, done, total):
+        if done >= 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        engine.run([1] + [50] * 10, stop_after_first)
+    deadline = time.monotonic() + 10
+    while (engine.in_flight() or len(model.aborted) < 3) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # what was in the model (three, or four if a refill came first) was aborted; the rest never went in
+    assert 3 <= len(model.aborted) <= 4 and engine.queued() == 0 and engine.in_flight() == 0
+    assert sum(len(s) for s in model.started) == 1 + len(model.aborted)
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run(["boom"])
+    assert engine.run([2, 1]) == [20, 10]  # the next job is served
+    engine.close()

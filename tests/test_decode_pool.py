@@ -71,6 +71,51 @@ def test_slices_really_run_in_parallel(pool, tmp_path):
         os.unlink(slices[0].out_path)
 
 
+def test_files_decoded_at_once_each_get_their_serial_samples(pool, tmp_path):
+    """Several jobs decoding at once share the pool's places (core.audio.slice_gate); each file still comes out
+    sample for sample as alone."""
+    import threading
+
+    paths = [write_audio(tmp_path / f"{k}.mp3", stereo(44100, SECONDS - 6 * k), 44100) for k in range(4)]
+    out = [None] * len(paths)
+    threads = [threading.Thread(target=lambda k=k: out.__setitem__(k, pool.decode(paths[k]))) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for path, sliced in zip(paths, out):
+        np.testing.assert_array_equal(sliced, decode_audio(path))
+
+
+def test_the_gate_lets_the_file_with_least_left_go_first_then_the_earliest():
+    import threading
+
+    from core.audio.slice_gate import FairGate
+
+    gate, order = FairGate(1), []
+    early, late, short = gate.join(100), gate.join(100), gate.join(10)
+    gate.acquire(early)  # the one place is taken
+    gate.sent(early, 50)
+
+    def send(job, name):
+        gate.acquire(job)
+        order.append(name)
+        gate.sent(job, 10)
+        gate.release()
+
+    threads = [threading.Thread(target=send, args=(job, name)) for job, name in ((late, "late"), (short, "short"))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while gate.waiting() < 2 and time.monotonic() < deadline:  # both wait for the place
+        time.sleep(0.01)
+    assert order == []
+    gate.release()
+    for t in threads:
+        t.join(10)
+    assert order == ["short", "late"]  # 10 samples left beat 100; the early file (50 left) was not waiting
+
+
 def test_aac_matches_up_to_its_noise_bands(pool, tmp_path):
     """AAC's perceptual noise substitution draws from a generator that runs across the file, so noise bands
     differ between a slice and the serial pass; everything else is equal (the error stays 50 dB down)."""

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import types
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,6 +42,7 @@ import av
 import numpy as np
 
 from core.audio import decode as audio
+from core.audio.slice_gate import FairGate
 from core.types import SAMPLE_RATE
 
 log = logging.getLogger("core.audio.decode")
@@ -237,6 +238,7 @@ class DecodePool:
         self.workers = max(1, int(workers))
         self.min_file_s, self.min_slice_s = min_file_s, min_slice_s
         self._pool: ProcessPoolExecutor | None = None
+        self._gate = FairGate(self.workers)
 
     def start(self) -> None:
         """Spawn the workers now rather than in the first long job."""
@@ -275,8 +277,20 @@ class DecodePool:
 
     def _run(self, slices: list[Slice], total: int) -> np.ndarray:
         self.start()
+        job = self._gate.join(sum(_slice_samples(s, total) for s in slices))
         try:
-            counts = list(self._pool.map(decode_slice, slices))
+            futures = []
+            for s in slices:
+                self._gate.acquire(job)
+                try:
+                    future = self._pool.submit(decode_slice, s)
+                except BaseException:
+                    self._gate.release()
+                    raise
+                future.add_done_callback(lambda f: self._gate.release())
+                self._gate.sent(job, _slice_samples(s, total))
+                futures.append(future)
+            counts = [f.result() for f in futures]
             for s, n in zip(slices[:-1], counts):
                 if n != _out_index(s.end, s.rate) - _out_index(s.start, s.rate):
                     raise Irregular("a slice came out short")
@@ -285,7 +299,16 @@ class DecodePool:
                 raise Irregular("the stream ended early")
             return np.fromfile(slices[0].out_path, dtype=np.float32, count=n)
         finally:
+            self._gate.leave(job)
+            for f in futures:  # an early failure: the rest need not run (those running finish on their own)
+                f.cancel()
+            wait(futures)
             os.unlink(slices[0].out_path)
+
+
+def _slice_samples(s: Slice, total: int) -> int:
+    """Source samples in a slice (the last one runs to the end of the stream: `total` is its estimate)."""
+    return (s.end if s.end is not None else max(total, s.start)) - s.start
 
 
 def plan_slices(path: Path, workers: int, max_duration_s: float | None, min_file_s: float,

@@ -27,17 +27,18 @@ import time
 from pathlib import Path
 
 SMALL_GRAPHS = {"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256]}
-NO_COMPILE_GRAPHS = {"mode": 0, "cudagraph_mode": "FULL_DECODE_ONLY"}
+NO_COMPILE_GRAPHS = {"mode": 0, "cudagraph_mode": "FULL_DECODE_ONLY"}  # the product default since run 12
+COMPILE = {"VLLM_COMPILE": "1"}  # vLLM's own default, torch.compile
 # mode -> (cache directory key, extra vllm.LLM keywords, extra environment)
 MODES: dict[str, tuple[str, dict, dict]] = {
-    "cold": ("default", {}, {}),
-    "cached": ("default", {}, {}),
+    "cold": ("default", {}, COMPILE),
+    "cached": ("default", {}, COMPILE),
     "eager": ("eager", {"enforce_eager": True}, {}),
     "eager-inproc": ("eager", {"enforce_eager": True}, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}),
-    "cached-inproc": ("default", {}, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}),
-    "small-graphs": ("small", {"compilation_config": SMALL_GRAPHS}, {}),
-    "small-graphs-cached": ("small", {"compilation_config": SMALL_GRAPHS}, {}),
-    "parallel": ("default", {}, {}),
+    "cached-inproc": ("default", {}, {**COMPILE, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}),
+    "small-graphs": ("small", {"compilation_config": SMALL_GRAPHS}, COMPILE),
+    "small-graphs-cached": ("small", {"compilation_config": SMALL_GRAPHS}, COMPILE),
+    "parallel": ("default", {}, COMPILE),
     # CUDA graphs for decoding without torch.compile: no compile step at all (vLLM's CompilationMode.NONE)
     "graphs-nocompile": ("nocompile", {"compilation_config": NO_COMPILE_GRAPHS}, {}),
     "graphs-nocompile-cached": ("nocompile", {"compilation_config": NO_COMPILE_GRAPHS}, {}),

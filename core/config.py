@@ -52,6 +52,9 @@ class Config:
     vllm_gpu_memory_utilization: float = 0.5
     vllm_max_model_len: int = 8192
     vllm_enforce_eager: bool = False
+    # torch.compile the ASR model (vLLM's default). Off: CUDA graphs without compiling, as fast here and 25-35 s
+    # quicker to start (bench/RESULTS.md, run 12).
+    vllm_compile: bool = False
     # Where the ASR's log-mel features are computed: "gpu" = here on the GPU, handed to the engine ready-made
     # (core.asr.vllm_features; ASR 2.4-2.7 s an hour against 4.3-4.8 s, run 5); "processor" = vLLM's own, on the CPU.
     vllm_audio_features: str = "gpu"

@@ -294,3 +294,11 @@ def test_first_result_ignores_other_stages():
     assert first.at is None
     first("transcribe", 2, 5)
     assert first.at is not None
+
+
+def test_vllm_compiles_only_when_asked():
+    from core.asr.vllm_backend import NO_COMPILE, compilation
+    from core.config import Config
+
+    assert compilation(Config()) == {"compilation_config": NO_COMPILE}
+    assert compilation(Config(vllm_compile=True)) == {} == compilation(Config(vllm_enforce_eager=True))

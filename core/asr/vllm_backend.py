@@ -31,6 +31,16 @@ def fixed_token_budget(duration_s: float, tokens_per_second: float) -> int:
     return max(1, math.ceil(duration_s * tokens_per_second - 1e-9))
 
 
+# CUDA graphs for decoding, without torch.compile: run 12 measured the same speed (ASR 1.55 s an hour against
+# 1.67 s compiled) and a start 25-35 s shorter (ready in 34 s with warm caches against 58 s, 80 s cold against 115 s)
+NO_COMPILE = {"mode": 0, "cudagraph_mode": "FULL_DECODE_ONLY"}
+
+
+def compilation(config: Config) -> dict:
+    """vLLM's compilation keywords: none when compiling (VLLM_COMPILE=1, vLLM's default) or eager, else NO_COMPILE."""
+    return {} if config.vllm_compile or config.vllm_enforce_eager else {"compilation_config": dict(NO_COMPILE)}
+
+
 class VllmAsr:
     """AsrBackend over one in-process `vllm.LLM`.
 
@@ -48,7 +58,7 @@ class VllmAsr:
         self.fixed_tokens_per_second = fixed_tokens_per_second
         kwargs = dict(model=config.asr_model, dtype="bfloat16", max_model_len=config.vllm_max_model_len,
                       limit_mm_per_prompt={"audio": 1}, gpu_memory_utilization=config.vllm_gpu_memory_utilization,
-                      enforce_eager=config.vllm_enforce_eager, seed=0)
+                      enforce_eager=config.vllm_enforce_eager, seed=0, **compilation(config))
         if config.dtype not in ("auto", "bfloat16", "bf16"):
             kwargs["dtype"] = {"fp16": "float16", "fp32": "float32"}.get(config.dtype, config.dtype)
         self.features_here = config.vllm_audio_features == "gpu"

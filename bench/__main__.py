@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the worker's concurrency (0 = worker files + 1, so the short job starts at once)")
     p.add_argument("--prepare-only", action="store_true", help="build checkpoints and inputs, then stop")
     p.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
-    p.add_argument("--cold-modes", default="cold,cached,parallel,eager,small-graphs",
+    p.add_argument("--cold-modes", default="cold,cached,graphs-nocompile,graphs-nocompile-cached,eager",
                    help="cold-start variants (bench.coldstart)")
     p.add_argument("--vllm-arg", action="append", default=[], metavar="KEY=JSON",
                    help="extra vllm.LLM keyword (repeatable), e.g. max_num_batched_tokens=16384")

@@ -4,7 +4,7 @@ A thin adapter over `core`: the job schema is `core.remote.schema` (shared with 
 runpod-workers/worker-faster_whisper goes through `core.remote.faster_whisper`), the work is `Pipeline.transcribe`,
 and every failure becomes a message the caller can act on. The handler is a coroutine that
 runs the pipeline in a worker thread, so the SDK's event loop stays free for heartbeats and stop signals: when
-RunPod cancels a job, the coroutine is cancelled, the thread is told to stop at its next safe point, and its
+RunPod cancels a job, the coroutine is cancelled, the thread is told to stop at its next progress report, and its
 temporary files go with it (`core.fetch.sources` owns them).
 """
 from __future__ import annotations
@@ -183,7 +183,7 @@ class Worker:
         try:
             out = await loop.run_in_executor(self._executor, self._run, job_input, progress, cancel, job_id, fw)
         except asyncio.CancelledError:
-            cancel.set()  # the thread stops at its next cancellable stage; a queued job never starts
+            cancel.set()  # the thread stops at its next progress report; a queued job never starts
             log.info("job %s cancelled", job_id)
             raise
         if "error" not in out:

@@ -91,6 +91,9 @@ class Config:
     # The RunPod SDK's own log level. Its default, DEBUG, prints every job's input (a whole base64 file) and output.
     runpod_log_level: str = "INFO"
 
+    # Batches (core.batch): files in flight at once; 0 = by backend (core.batch.runner.default_parallel).
+    batch_parallel: int = 0
+
     def __post_init__(self) -> None:
         if self.asr_backend not in BACKENDS:
             raise InputError(f"ASR_BACKEND must be one of {', '.join(BACKENDS)}, not {self.asr_backend!r}")
@@ -100,6 +103,8 @@ class Config:
             raise InputError(f"VLLM_AUDIO_FEATURES must be processor or gpu, not {self.vllm_audio_features!r}")
         if not 1.0 <= self.chunk_target_s <= self.chunk_max_s <= MAX_ALIGN_SECONDS:
             raise InputError(f"need 1 <= CHUNK_TARGET_S <= CHUNK_MAX_S <= {MAX_ALIGN_SECONDS:g} (the aligner's limit)")
+        if self.batch_parallel < 0:
+            raise InputError("BATCH_PARALLEL must be 0 (by backend) or a number of files at once")
         if self.engine_max_chunks < 1 or self.asr_batch_size < 1:
             raise InputError("ENGINE_MAX_CHUNKS and ASR_BATCH_SIZE must be at least 1")
         if self.app_mode not in APP_MODES:

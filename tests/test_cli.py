@@ -51,4 +51,4 @@ def test_a_silent_file_says_why_its_files_are_empty(tmp_path, tiny_config):
 def test_a_missing_file_is_said_before_any_model_loads(tmp_path):
     run = cli("missing.mp3", "-q", cwd=tmp_path, env={"ASR_MODEL": str(tmp_path / "no-model")})
     assert run.returncode == 1
-    assert run.stderr.strip() == "error: missing.mp3: the input is neither an existing file nor an http(s) URL"
+    assert run.stderr.strip() == "error: missing.mp3: the input is neither an existing file or folder nor an http(s) URL"

@@ -21,6 +21,7 @@ FLOORS = [
     {"core.output"},
     {"core.remote"},
     {"core.pipeline"},
+    {"core.batch"},
     {"core.cli"},
     {"core", "core.__main__"},
 ]

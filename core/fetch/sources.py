@@ -18,6 +18,7 @@ import ssl
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urljoin
@@ -175,6 +176,47 @@ def _fetch_url(url: str, config: Config, progress: Progress, tmp: Path) -> Path:
                 guard.resolve(start.host, start.port)
             return pages.download(url, start, guard=guard, deadline=deadline, config=config, progress=throttle,
                                  dest=tmp)
+        except CoreError as e:
+            if deadline.expired and not isinstance(e, TooLargeError):
+                raise deadline.error(start.host) from None
+            raise
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A small resource read whole (a feed): where it ended up after redirects, its type and its bytes."""
+    url: str
+    host: str
+    content_type: str
+    data: bytes
+    truncated: bool = False
+
+
+def read_url(url: str, *, config: Config, max_bytes: int, truncate: bool = False) -> Fetched:
+    """GET a URL into memory through the same guard and limits as every download.
+
+    More than `max_bytes` is a TooLargeError, or with `truncate` the first `max_bytes` only (a peek at what a URL
+    serves: the connection is closed there, so peeking at an hour of audio costs one read).
+    """
+    guard = Guard.from_config(config)
+    start = guard.check_url(url)
+    with Deadline(config.download_timeout_s) as deadline:
+        try:
+            target, conn, resp = _follow(start, guard, deadline)
+            try:
+                ctype = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+                data = bytearray()
+                while chunk := resp.read1(_BLOCK):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        if truncate:
+                            return Fetched(target.url, start.host, ctype, bytes(data[:max_bytes]), True)
+                        raise TooLargeError(f"{start.host} sent more than {max_bytes / 1e6:g} MB")
+                return Fetched(target.url, start.host, ctype, bytes(data))
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as e:
+            raise _network_error(start, e, deadline) from None
         except CoreError as e:
             if deadline.expired and not isinstance(e, TooLargeError):
                 raise deadline.error(start.host) from None

@@ -145,16 +145,20 @@ def to_string(transcript: Transcript, fmt: str) -> str:
     return buffer.getvalue()
 
 
-def write_files(transcript: Transcript, out_dir, stem: str, formats: Iterable[str]) -> list[Path]:
-    """Write `<out_dir>/<stem>.<ext>` per format; each file appears whole or not at all. Returns the paths."""
-    writers = [get_writer(f) for f in formats]  # every format is checked before anything is written
-    writers = list({w.extension: w for w in writers}.values())
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def output_paths(out_dir, stem: str, formats: Iterable[str]) -> list[Path]:
+    """Where `write_files` puts each format: `<out_dir>/<stem>.<ext>`, one path per distinct extension."""
+    extensions = dict.fromkeys(get_writer(f).extension for f in formats)  # every format is checked first
     name = _safe_stem(stem)
-    paths = []
-    for writer in writers:
-        path = out / f"{name}.{writer.extension}"
+    return [Path(out_dir) / f"{name}.{ext}" for ext in extensions]
+
+
+def write_files(transcript: Transcript, out_dir, stem: str, formats: Iterable[str]) -> list[Path]:
+    """Write `output_paths(...)`; each file appears whole or not at all. Returns the paths."""
+    writers = {get_writer(f).extension: get_writer(f) for f in formats}
+    paths = output_paths(out_dir, stem, formats)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        writer = writers[path.suffix[1:]]
         part = path.with_name(path.name + ".part")
         try:
             with open(part, "w", encoding="utf-8", newline="") as stream:
@@ -162,7 +166,6 @@ def write_files(transcript: Transcript, out_dir, stem: str, formats: Iterable[st
             os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)
-        paths.append(path)
     return paths
 
 

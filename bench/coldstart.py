@@ -95,15 +95,17 @@ def cache_env(root: Path) -> dict[str, str]:
 
 
 def run_modes(asr_dir, aligner_dir, modes: list[str], work: Path, gpu_util: float = 0.55,
-              timeout_s: float = 300.0) -> dict[str, dict]:
-    """Start a child per mode, in order; cache directories start empty for this call."""
+              timeout_s: float = 300.0, log_dir: Path | None = None) -> dict[str, dict]:
+    """Start a child per mode, in order; cache directories start empty for this call. With `log_dir`, each child's
+    whole output (vLLM's log lines with their times) is kept there as <mode>.log."""
     results: dict[str, dict] = {}
     shutil.rmtree(work, ignore_errors=True)
     for mode in modes:
         key, _, env_extra = MODES[mode]
         env = dict(os.environ, **cache_env(work / key), **env_extra)
+        t0 = time.time()
         cmd = [sys.executable, "-m", "bench.coldstart", "--child", mode, str(asr_dir), str(aligner_dir),
-               "--gpu-util", str(gpu_util), "--t0", repr(time.time())]
+               "--gpu-util", str(gpu_util), "--t0", repr(t0)]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("COLDSTART ")]
@@ -117,6 +119,10 @@ def run_modes(asr_dir, aligner_dir, modes: list[str], work: Path, gpu_util: floa
             output = "\n".join(x.decode(errors="replace") if isinstance(x, bytes) else x or ""
                                for x in (e.stdout, e.stderr))  # how far it got
         results[mode]["vllm_log"] = parse_vllm_log(output)
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            started = time.strftime("%m-%d %H:%M:%S", time.localtime(t0)) + f".{int(t0 % 1 * 1000):03d}"
+            (log_dir / f"{mode}.log").write_text(f"# process started {started} (vLLM's log times are local)\n" + output)
         print(f"[coldstart] {mode}: {json.dumps({k: v for k, v in results[mode].items() if k != 'tail'})}",
               flush=True)
     return results
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="cold,cached,graphs-nocompile,graphs-nocompile-cached,eager")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench/cold"))
     p.add_argument("--gpu-util", type=float, default=0.55)
+    p.add_argument("--log-dir", type=Path, default=None, help="keep each start's whole output there as <mode>.log")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -206,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.asr_dir, args.aligner_dir, args.gpu_util, args.t0 or time.time())
         return 0
-    results = run_modes(args.asr_dir, args.aligner_dir, args.modes.split(","), args.work, args.gpu_util)
+    results = run_modes(args.asr_dir, args.aligner_dir, args.modes.split(","), args.work, args.gpu_util,
+                        log_dir=args.log_dir)
     print(json.dumps(results, indent=1))
     return 0
 

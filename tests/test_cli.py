@@ -1,10 +1,12 @@
 """The command line as a user meets it: --help, -q, a silent file, the JSON's timings (issue 15, item 9)."""
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from audio_helpers import silence, speech_wav, write_audio
+from net_helpers import MediaServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +54,22 @@ def test_a_missing_file_is_said_before_any_model_loads(tmp_path):
     run = cli("missing.mp3", "-q", cwd=tmp_path, env={"ASR_MODEL": str(tmp_path / "no-model")})
     assert run.returncode == 1
     assert run.stderr.strip() == "error: missing.mp3: the input is neither an existing file or folder nor an http(s) URL"
+
+
+def test_ctrl_c_while_a_feed_is_read_stops_cleanly(tmp_path):
+    """Ctrl-C before any batch runs (here: a slow feed being read) ends with status 130 and a line, no traceback."""
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>' + b" " * 4000 + b"</channel></rss>"
+    with MediaServer() as srv:
+        url = srv.add_trickle("/feed.xml", feed, delay=0.05, content_type="application/rss+xml", piece=16)
+        proc = subprocess.Popen([sys.executable, "-m", "core", url, "-q"], cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ALLOW_PRIVATE_URLS": "1",
+                                     "ASR_MODEL": str(tmp_path / "no-model")})
+        try:
+            assert wait_until(lambda: "/feed.xml" in srv.paths_seen(), timeout=60)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip() == "stopped by Ctrl-C" and out == ""

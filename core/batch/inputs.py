@@ -10,8 +10,8 @@ from pathlib import Path
 
 from core.batch.feeds import FeedOptions, feed_items, looks_like_feed
 from core.batch.items import BatchItem, Plan, clean_name, is_media_file, is_url, stem_for, unique_names
+from core.audio.decode import probe_duration
 from core.config import Config
-from core.errors import CoreError
 
 LIST_SUFFIXES = (".txt", ".list", ".lst", ".m3u")  # a local file with one of these is a list of inputs
 
@@ -48,7 +48,7 @@ def collect(inputs, config: Config, *, limit: int | None = None, since=None, pro
 
 
 def _file_item(path: Path, name: str, origin: str) -> BatchItem:
-    return BatchItem(str(path), name, origin, duration_s=header_duration(path))
+    return BatchItem(str(path), name, origin, duration_s=probe_duration(path))  # the header's, not decoded
 
 
 def _folder(folder: Path, plan: Plan) -> None:
@@ -108,19 +108,5 @@ def _list_file(path: Path, plan: Plan) -> None:
 
 def _shown(entry: str) -> str:
     return repr(entry if len(entry) <= 80 else entry[:77] + "...")
-
-
-def header_duration(path: Path) -> float | None:
-    """The duration a media file's header states (PyAV, no decoding); None when it states none."""
-    try:
-        import av
-
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if container.duration:
-                return container.duration / 1_000_000
-            streams = [s for s in container.streams if s.duration and s.time_base]
-            return float(streams[0].duration * streams[0].time_base) if streams else None
-    except (av.FFmpegError, OSError, ValueError, CoreError):
-        return None
 
 

@@ -3,7 +3,10 @@
 An hour of synthetic speech cut in 30 s chunks (120 of them) with speaking-rate filler text, aligned whole, twice
 per setting (the second time is reported); then the original design's 270 s chunks through the full-logits path.
 
-    python -m bench.align_bench ALIGNER_DIR [--batches 8,32,64,120]
+    python -m bench.align_bench ALIGNER_DIR [--batches 8,32,64,120] [--profile 32]
+
+`--profile B` also runs the hour once at batch B under torch.profiler and prints where the time went: the
+aligner's own stage split (features, inputs, model, words) and the top operators by GPU and by CPU time.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("aligner_dir")
     p.add_argument("--batches", default="8,32,64,120")
     p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--profile", type=int, default=0, metavar="B", help="profile one aligned hour at batch B")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -47,13 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(0, len(audio), step)]
     aligner = None
     for b in [int(x) for x in args.batches.split(",")]:
-        aligner = Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=b)) \
-            if aligner is None else aligner
-        aligner.config = config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=b)
+        aligner = None  # a new one per batch size: the size is fixed when its engine is built
+        aligner = Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=b))
         torch.cuda.reset_peak_memory_stats()
         results[f"core.align.aligner 30s x{len(reqs)} batch {b}"] = timed(lambda: aligner.align(reqs))
         results[f"core.align.aligner batch {b} peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
         print(json.dumps(results), flush=True)
+
+    if args.profile:
+        profile(Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=args.profile)),
+                reqs)
 
     big = 270 * SAMPLE_RATE
     pieces = [audio[i:i + big] for i in range(0, len(audio), big)]
@@ -64,6 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     results["toolkit peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
     print("ALIGN_BENCH " + json.dumps(results), flush=True)
     return 0
+
+
+def profile(aligner, reqs) -> None:
+    """One warm aligned hour under torch.profiler: the stage split, then operators by GPU time and by CPU time."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    aligner.align(reqs)  # warm
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        aligner.align(reqs)
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    gpu_s = sum(e.self_device_time_total for e in events) / 1e6
+    print("ALIGN_PROFILE " + json.dumps({"batch": aligner.batch_size, "wall_s": wall, "gpu_busy_s": gpu_s,
+                                         **aligner.last_stats}), flush=True)
+    print(events.table(sort_by="self_device_time_total", row_limit=25), flush=True)
+    print(events.table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from core.align.aligner import load_aligner, split_words
 from core.align.word_times import repair_marks
 from core.config import Config
 from core.types import AlignRequest, Word
+from engine_helpers import Held, wait_queued
 from model_helpers import tiny_aligner, tiny_config  # noqa: F401  (fixtures)
 
 
@@ -135,35 +136,21 @@ def test_concurrent_jobs_share_batches_and_get_their_own_words(tiny_aligner):
     """Jobs aligning at once (web app or worker concurrency > 1) fill the same batches, one chunk per job per turn;
     each still gets exactly the words it would get alone."""
     import threading
-    import time
 
     jobs = [[AlignRequest(_noise(2.0 + k + j, 10 * k + j), f"job {k} chunk {j} says hello", "English")
              for j in range(3)] for k in range(4)]
     alone = [tiny_aligner.align(reqs) for reqs in jobs]
-    engine, started, gate = tiny_aligner.engine, threading.Event(), threading.Event()
-
-    def busy(i, words):  # runs on the engine's thread: the model stays busy until the gate opens
-        started.set()
-        gate.wait(60)
-
+    engine = tiny_aligner.engine
     together = [None] * len(jobs)
-    first = threading.Thread(target=lambda: engine.run([(AlignRequest(_noise(1.0), "busy", "English"), ["busy"])],
-                                                       on_result=busy))
     threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, tiny_aligner.align(jobs[k])))
                for k in range(len(jobs))]
-    try:
-        first.start()
-        assert started.wait(60)  # the model is busy: the four jobs queue up
+    busy = (AlignRequest(_noise(1.0), "busy", "English"), ["busy"])
+    with Held(lambda block: engine.run([busy], on_result=block)):  # the model is busy: the four jobs queue up
         seen = len(engine.history)
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 60
-        while engine.queued() < 12 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert engine.queued() == 12
-    finally:
-        gate.set()
-    for t in [first, *threads]:
+        wait_queued(engine, 12)
+    for t in threads:
         t.join(60)
     assert together == alone
     batches = list(engine.history)[seen:]

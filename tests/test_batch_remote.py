@@ -21,6 +21,7 @@ from audio_helpers import speech_wav
 from core.batch import Watcher, transcribe_batch
 from core.pipeline import Pipeline
 from core.types import AsrRequest
+from engine_helpers import Held
 from net_helpers import MediaServer, wait_until
 from remote_helpers import KEY, ROOT, key_never_leaks  # noqa: F401 (a fixture)
 from runpod_api import RunPodAPI
@@ -271,26 +272,14 @@ def test_python_api_shares_the_engine_and_stops_on_cancel(tiny_config, clips, tm
     engine = pipeline.asr.engine
     try:
         # Hold the ASR engine with an item of its own until both items in flight have queued their chunks.
-        started, gate = threading.Event(), threading.Event()
-
-        def block(i, result):
-            started.set()
-            gate.wait(120)
-
         chunk = AsrRequest((np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32))
-        holder = threading.Thread(target=engine.run, args=([chunk],), kwargs={"on_result": block})
-        holder.start()
-        assert started.wait(120)
-        seen = len(engine.history)
         watcher, reports = Stages(), []
-        batch = threading.Thread(target=lambda: reports.append(transcribe_batch(
-            [src], output_dir=out, transcriber=pipeline, parallel=2, formats=("json",), watcher=watcher)))
-        batch.start()
-        try:
+        with Held(lambda block: engine.run([chunk], on_result=block)):
+            seen = len(engine.history)
+            batch = threading.Thread(target=lambda: reports.append(transcribe_batch(
+                [src], output_dir=out, transcriber=pipeline, parallel=2, formats=("json",), watcher=watcher)))
+            batch.start()
             assert wait_until(lambda: sum("transcribe" in s for s in dict(watcher.seen).values()) == 2, timeout=120)
-        finally:
-            gate.set()
-            holder.join(120)
         batch.join(300)
         (report,) = reports
         assert [r.status for r in report.results] == ["done"] * 3 and report.ok
@@ -314,5 +303,4 @@ def test_python_api_shares_the_engine_and_stops_on_cancel(tiny_config, clips, tm
         assert {n: e["status"] for n, e in record(out2).items()} == {"c0": "done", "c1": "cancelled",
                                                                     "c2": "cancelled"}
     finally:
-        gate.set()
         pipeline.close()

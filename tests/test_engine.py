@@ -18,6 +18,7 @@ from audio_helpers import make_podcast
 from core.models.engine import StreamEngine
 from core.remote.schema import parse_progress
 from core.types import AsrRequest
+from engine_helpers import Held, Stop, stop_after_first
 from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
 from runpod_worker.handler import Worker
 from worker_helpers import assert_transcript, media, pipeline, speech  # noqa: F401 (fixtures)
@@ -68,27 +69,10 @@ def url_job(job_id: str, url: str) -> dict:
     return {"id": job_id, "input": {"audio_url": url, "chunk_seconds": CHUNK_S, "language": "en"}}
 
 
-class Held:
-    """Keeps an engine busy with one item of its own until released: whatever jobs submit meanwhile queues."""
-
-    def __init__(self, engine, item) -> None:
-        self.started, self.gate = threading.Event(), threading.Event()
-
-        def block(i, result):  # on the engine's thread
-            self.started.set()
-            self.gate.wait(120)
-
-        self.thread = threading.Thread(target=engine.run, args=([item],), kwargs={"on_result": block})
-        self.thread.start()
-        assert self.started.wait(120)
-
-    def release(self) -> None:
-        self.gate.set()
-        self.thread.join(120)
-
-
-def a_chunk() -> AsrRequest:
-    return AsrRequest((np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32))
+def hold(engine) -> Held:
+    """The ASR engine held busy with one second of noise of its own."""
+    chunk = AsrRequest((np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32))
+    return Held(lambda block: engine.run([chunk], on_result=block))
 
 
 def alone(pipeline, url: str) -> dict:
@@ -102,7 +86,7 @@ def alone(pipeline, url: str) -> dict:
 def test_concurrent_jobs_through_the_worker_share_batches(pipeline, files):
     engine = pipeline.asr.engine
     jobs = Jobs(pipeline, concurrency=3)
-    held = Held(engine, a_chunk())
+    held = hold(engine)
     try:
         async def scenario():
             tasks = [asyncio.ensure_future(jobs.worker.handle(url_job(k, files[k]))) for k in ("a", "b", "long")]
@@ -129,7 +113,7 @@ def test_concurrent_jobs_through_the_worker_share_batches(pipeline, files):
 
 def test_a_short_job_overtakes_a_long_one(pipeline, files):
     jobs = Jobs(pipeline, concurrency=2)
-    held = Held(pipeline.asr.engine, a_chunk())
+    held = hold(pipeline.asr.engine)
     finished: list[str] = []
     try:
         async def run(job_id, url):
@@ -252,13 +236,6 @@ def test_stream_engine_bounds_what_the_model_holds_and_takes_turns():
 def test_stream_engine_aborts_a_cancelled_jobs_items_and_fails_only_the_jobs_in_a_broken_call():
     model = Stepper()
     engine = StreamEngine("stepper", model, max_in_flight=4)
-
-    class Stop(BaseException):
-        pass
-
-    def stop_after_first(stage, done, total):
-        if done >= 1:
-            raise Stop
 
     with pytest.raises(Stop):
         engine.run([1] + [50] * 10, stop_after_first)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine_helpers import Held, Stop, stop_after_first, wait_queued
+
 vllm = pytest.importorskip("vllm")
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu,
@@ -103,36 +105,22 @@ def test_jobs_at_once_share_the_engine_and_get_their_own_answers(backend):
     """Three jobs queued while the engine is busy go in together, one chunk per job per turn; each gets what it
     gets alone."""
     import threading
-    import time
 
     from core.types import AsrRequest
 
     audio = clips()
     jobs = [[AsrRequest(audio[(k + j) % 3], context=f"job {k}") for j in range(4)] for k in range(3)]
     alone = [backend.transcribe(reqs) for reqs in jobs]
-    engine, started, gate = backend.engine, threading.Event(), threading.Event()
-
-    def busy(i, result):  # on the engine's thread: nothing else goes in until the gate opens
-        started.set()
-        gate.wait(60)
-
-    holder = threading.Thread(target=backend.transcribe, args=([AsrRequest(audio[0])],), kwargs={"on_result": busy})
+    engine = backend.engine
     together = [None] * 3
     threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, backend.transcribe(jobs[k])))
                for k in range(3)]
-    try:
-        holder.start()
-        assert started.wait(60)
+    with Held(lambda block: backend.transcribe([AsrRequest(audio[0])], on_result=block)):  # nothing else goes in
         seen = len(engine.history)
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 60
-        while engine.queued() < 12 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert engine.queued() == 12
-    finally:
-        gate.set()
-    for t in [holder, *threads]:
+        wait_queued(engine, 12)
+    for t in threads:
         t.join(60)
     assert together == alone
     assert list(engine.history)[seen].jobs == 3
@@ -151,13 +139,6 @@ def test_a_cancelled_job_is_aborted_inside_vllm_and_the_engine_goes_on(asr_dir):
                              vllm_enforce_eager=True, vllm_gpu_memory_utilization=0.2, vllm_max_model_len=2048)
     slow = VllmAsr(config, fixed_tokens_per_second=60.0)
     audio = clips()
-
-    class Stop(BaseException):
-        pass
-
-    def stop_after_first(stage, done, total):
-        if done >= 1:
-            raise Stop
 
     with pytest.raises(Stop):
         slow.transcribe([AsrRequest(audio[0])] + [AsrRequest(audio[2]) for _ in range(16)], stop_after_first)

@@ -3,10 +3,12 @@
 An hour of synthetic speech cut in 30 s chunks (120 of them) with speaking-rate filler text, aligned whole, twice
 per setting (the second time is reported); then the original design's 270 s chunks through the full-logits path.
 
-    python -m bench.align_bench ALIGNER_DIR [--batches 8,32,64,120] [--profile 32]
+    python -m bench.align_bench ALIGNER_DIR [--batches 8,32,64,120] [--profile 32] [--ways loop,grouped,packed]
 
 `--profile B` also runs the hour once at batch B under torch.profiler and prints where the time went: the
 aligner's own stage split (features, inputs, model, words) and the top operators by GPU and by CPU time.
+`--ways` times the audio encoder's windowed attention done each way (core.models.window_attention; "loop" is
+transformers' own window-by-window SDPA) at batch 32, and counts the word times that differ from the loop's.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="8,32,64,120")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--profile", type=int, default=0, metavar="B", help="profile one aligned hour at batch B")
+    p.add_argument("--ways", default="", help="compare the encoder's attention ways, e.g. loop,grouped,packed")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         results[f"core.align.aligner batch {b} peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
         print(json.dumps(results), flush=True)
 
+    if args.ways:
+        aligner = None
+        results.update(compare_ways(Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda",
+                                                            align_batch_size=32)), reqs, args.ways.split(","), timed))
+        print(json.dumps(results), flush=True)
     if args.profile:
         profile(Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda", align_batch_size=args.profile)),
                 reqs)
@@ -71,6 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     results["toolkit peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
     print("ALIGN_BENCH " + json.dumps(results), flush=True)
     return 0
+
+
+def compare_ways(aligner, reqs, ways: list[str], timed) -> dict[str, float]:
+    """Time each way of the encoder's windowed attention; count word times that differ from the first way's."""
+    from core.models import window_attention as wa
+
+    out, first = {"ways: torch has varlen_attn": wa.packed_attention() is not None}, None
+    encoders = [m for m in aligner.model.modules() if type(m).__name__ == "Qwen3ASREncoder"]
+    try:
+        for way in ways:
+            for enc in encoders:
+                enc.config._attn_implementation = "sdpa" if way == "loop" else wa.NAME
+            wa.force_way(None if way == "loop" else way)
+            out[f"ways: {way} batch 32 s"] = timed(lambda: aligner.align(reqs))
+            words = [w for chunk in aligner.align(reqs) for w in (chunk or [])]
+            if first is None:
+                first = words
+                out["ways: words"] = len(words)
+            else:
+                diffs = [max(abs(a.start - b.start), abs(a.end - b.end)) for a, b in zip(first, words)]
+                out[f"ways: {way} words moved"] = sum(d > 1e-6 for d in diffs) + abs(len(first) - len(words))
+                out[f"ways: {way} largest move s"] = max(diffs, default=0.0)
+    finally:
+        wa.force_way(None)
+        for enc in encoders:
+            enc.config._attn_implementation = wa.NAME
+    return out
 
 
 def profile(aligner, reqs) -> None:

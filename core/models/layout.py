@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from core.config import Config
 from core.errors import ModelError
+from core.models.window_attention import use_windowed_attention
 
 log = logging.getLogger("core")
 
@@ -119,6 +120,7 @@ def _load(cls, model_id: str, key_mapping: dict, device: str, dtype, what: str, 
     if bad:
         log.error("%s model %s: missing/unexpected/mismatched tensors: %s", what, model_id, bad[:20])
         raise ModelError(f"the {what} model's weights do not match its architecture; check {env}")
+    use_windowed_attention(model)  # the audio encoder's windows in batched calls (core.models.window_attention)
     return model.to(device).eval()
 
 

@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results), flush=True)
 
     if args.ways:
-        aligner = None
         results.update(compare_ways(Aligner(config_from_env(aligner_model=args.aligner_dir, device="cuda",
                                                             align_batch_size=32)), reqs, args.ways.split(","), timed))
         print(json.dumps(results), flush=True)

@@ -12,37 +12,30 @@ Anything irregular (an unknown or estimated duration, timestamps that do not cou
 format change inside a slice, a slice that comes out short) makes the caller decode serially instead, so the
 serial decoder stays the single definition of the result and of every error message.
 
-The workers are spawned (a fresh interpreter each, as "spawn" does), never forked: the process that owns the pool
-may hold CUDA and threads (vLLM, torch), which a fork copies in a broken state. Spawn re-runs the parent's main
-module in every child so that functions defined there can be unpickled; these workers only run this module's
-functions, so they start without it (`_WorkerProcess`): a plain script without an `if __name__ == "__main__":`
-guard (the README's example saved as a file) would otherwise load the models again in every worker and fail there.
-"forkserver" would not avoid that (its children import the parent's main the same way, and the server is one more
-process per program to stop), and decoding in this process for such scripts would give up the parallel decode.
-Workers end when their parent is gone, however it went (`_exit_with_parent`).
+The workers are spawned, never forked, start without the parent's main module and end with their parent
+(`core.audio.worker_processes` says why). An MP3's workers read the file from a frame just before their slice
+(`core.audio.mp3_frames`) instead of demuxing it from the start.
 """
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
-import sys
 import tempfile
-import threading
-import types
 from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
-from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 
 import av
 import numpy as np
 
 from core.audio import decode as audio
+from core.audio.mp3_frames import FileFrom, slice_starts
 from core.audio.slice_gate import FairGate
+from core.audio.worker_processes import WorkerContext, exit_with_parent
 from core.types import SAMPLE_RATE
 
 log = logging.getLogger("core.audio.decode")
@@ -68,6 +61,8 @@ class Slice:
     rate: int  # the source sample rate
     key: tuple  # (sample format, layout, rate) of the stream's frames; another format is irregular
     capacity: int  # samples the buffer holds; writing past it is irregular
+    byte_start: int | None = None  # an MP3 read from this frame on (core.audio.mp3_frames); pts count from it
+    source_end: int | None = None  # with byte_start, the last slice: where the serial decoder ends (end padding)
 
 
 def _phase_period(rate: int) -> int:
@@ -78,11 +73,27 @@ def _out_index(src: int, rate: int) -> int:
     return src * SAMPLE_RATE // rate  # exact on the phase grid
 
 
+def _warm_up(start: int, rate: int) -> tuple[int, int]:
+    """(first sample fed to the resampler, first sample decoded) for a slice starting at `start`."""
+    period = _phase_period(rate)
+    feed_from = max(0, start - math.ceil(_WARM_RESAMPLE_S * rate / period) * period)
+    return feed_from, feed_from - int(_WARM_DECODE_S * rate)
+
+
+def _open(s: Slice, stack: ExitStack):
+    """The slice's container: the file, or an MP3 from the frame at `byte_start` on."""
+    if s.byte_start is None:
+        return stack.enter_context(audio.open_container(s.path))
+    source = stack.enter_context(FileFrom(s.path, s.byte_start))
+    try:
+        return stack.enter_context(av.open(source, format="mp3", metadata_errors="ignore"))
+    except av.FFmpegError:
+        raise Irregular("the MP3 does not open at its slice's frame") from None
+
+
 def decode_slice(s: Slice) -> int:
     """Decode one slice into its place in the shared buffer; returns the number of 16 kHz samples written."""
-    period = _phase_period(s.rate)
-    feed_from = max(0, s.start - math.ceil(_WARM_RESAMPLE_S * s.rate / period) * period)
-    decode_from = feed_from - int(_WARM_DECODE_S * s.rate)
+    feed_from, decode_from = _warm_up(s.start, s.rate)
     stop_after = None if s.end is None else s.end + int(_TAIL_S * s.rate)
     out_start = _out_index(s.start, s.rate)
     want = None if s.end is None else _out_index(s.end, s.rate) - out_start
@@ -93,7 +104,8 @@ def decode_slice(s: Slice) -> int:
         resample = audio.Resampler(SAMPLE_RATE)
         expect = None  # the next frame's first sample, once decoding has settled
         counted = 0 if s.start == 0 else None  # the first slice numbers samples as the serial decoder does
-        with audio.open_container(s.path) as container:
+        with ExitStack() as stack:
+            container = _open(s, stack)
             stream = audio.audio_stream(container)
             ctx = stream.codec_context
             # Sample index = (pts * num - pts_offset * den) / den, in integers: Fractions per packet cost more than
@@ -103,10 +115,15 @@ def decode_slice(s: Slice) -> int:
             shift = s.pts_offset * den
             lo = decode_from * den + shift
             hi = None if stop_after is None else stop_after * den + shift
+            from_frame = s.byte_start is not None  # its first packet must be at time 0 (sample `-pts_offset`)
             for packet in container.demux(stream):
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None and packet.size:
                     raise Irregular("a packet has no timestamp")
+                if from_frame and packet.size:
+                    if ts != 0:
+                        raise Irregular("the MP3's slice does not start at time 0")
+                    from_frame = False
                 if ts is not None and packet.size:
                     scaled = ts * num
                     if scaled < lo:  # before the warm-up: demuxed, not decoded
@@ -131,6 +148,10 @@ def decode_slice(s: Slice) -> int:
                     first, n = index, frame.samples
                     if first + n <= feed_from:
                         continue
+                    if s.source_end is not None and first + n > s.source_end:  # the end padding, as serially
+                        if first >= s.source_end:
+                            break
+                        frame, n = _drop_head(frame, 0, s.source_end - first), s.source_end - first
                     if expect is not None and first != expect:
                         raise Irregular("frames are not contiguous")
                     if (frame.format.name, frame.layout.name, frame.sample_rate) != s.key:
@@ -168,13 +189,15 @@ def _write(buf, out_start: int, written: int, skip: int, want: int | None, arr: 
     return written + len(arr), skip
 
 
-def _drop_head(frame, n: int):
-    """The frame without its first `n` samples (the resampler must start on the phase grid)."""
-    if n <= 0:
+def _drop_head(frame, n: int, keep: int | None = None):
+    """The frame without its first `n` samples (the resampler must start on the phase grid), and with `keep`, only
+    its first `keep` samples before that (an MP3's end padding, which the serial decoder drops)."""
+    if n <= 0 and keep is None:
         return frame
     arr = frame.to_ndarray()
     per = 1 if frame.format.is_planar else len(frame.layout.channels)
-    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr[:, n * per:]), format=frame.format.name,
+    end = None if keep is None else keep * per
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr[:, max(n, 0) * per:end]), format=frame.format.name,
                                      layout=frame.layout.name)
     out.sample_rate = frame.sample_rate
     return out
@@ -193,44 +216,6 @@ def _warm(_=None) -> int:
     return os.getpid()
 
 
-_MAIN_SWAP = threading.Lock()
-
-
-class _WorkerProcess(SpawnProcess):
-    """A spawned worker that does not import the parent's `__main__`: multiprocessing's spawn tells the child to
-    re-import it (by module name, or by path for a script) unless `__main__` has neither, as in an interactive
-    session; while one worker starts, `__main__` is such a bare module (a few milliseconds, under a lock)."""
-
-    def start(self) -> None:
-        with _MAIN_SWAP:
-            main = sys.modules["__main__"]
-            sys.modules["__main__"] = types.ModuleType("__main__")
-            try:
-                super().start()
-            finally:
-                sys.modules["__main__"] = main
-
-
-class _WorkerContext(SpawnContext):
-    Process = _WorkerProcess
-
-
-def _exit_with_parent() -> None:
-    """Each worker's initializer: a thread that ends the worker once its parent is gone (the parent's end of the
-    spawn pipe closes when it dies, and the worker is then adopted), so that a server killed outright leaves no
-    decode worker, nor multiprocessing's resource tracker (which stops when the last of them is gone), behind."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        while parent.is_alive() and os.getppid() == parent.pid:
-            parent.join(timeout=2.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 class DecodePool:
     """Worker processes that decode long files in slices; `decode` falls back to the serial decoder when needed."""
 
@@ -243,8 +228,8 @@ class DecodePool:
     def start(self) -> None:
         """Spawn the workers now rather than in the first long job."""
         if self.workers > 1 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_WorkerContext(),
-                                             initializer=_exit_with_parent)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=WorkerContext(),
+                                             initializer=exit_with_parent)
             list(self._pool.map(_warm, range(self.workers)))
 
     def worker_pids(self) -> list[int]:
@@ -325,7 +310,10 @@ def plan_slices(path: Path, workers: int, max_duration_s: float | None, min_file
             return None
         if max_duration_s is not None and declared > max_duration_s:
             raise audio.too_long(declared, max_duration_s)
-        offset, key = _timestamp_offset(container, stream)
+        offset, key, first = _timestamp_offset(container, stream)
+        mp3 = container.format.name.split(",")[0] == "mp3" and stream.codec_context.name.startswith("mp3")
+        # with start padding (a LAME tag) the serial decoder also drops the end padding: where it ends, exactly
+        exact_end = stream.duration * Fraction(stream.time_base) * key[2] if stream.duration else None
     rate = key[2]
     n = min(workers, int(declared // min_slice_s))
     if n < 2:
@@ -341,19 +329,35 @@ def plan_slices(path: Path, workers: int, max_duration_s: float | None, min_file
         os.ftruncate(fd, capacity * 4)
     finally:
         os.close(fd)
-    slices = [Slice(str(path), out_path, bounds[i], bounds[i + 1], offset, rate, key, capacity) for i in range(n)]
+    # An MP3's workers read from a frame just before their slice instead of demuxing from the start.
+    starts = [None] * n
+    if mp3 and first is not None and first[0] is not None and first[0] >= 0:
+        first_index = int(first[1] * rate) - offset
+        starts[1:] = slice_starts(path, first[0], first_index, [_warm_up(b, rate)[1] for b in bounds[1:-1]])
+    end = None
+    if offset and starts[-1] is not None:  # the last slice must stop where the serial decoder does
+        if exact_end is None or exact_end.denominator != 1:
+            starts[-1] = None
+        else:
+            end = int(exact_end)
+    slices = [Slice(str(path), out_path, bounds[i], bounds[i + 1], offset if starts[i] is None else -starts[i][1],
+                    rate, key, capacity, None if starts[i] is None else starts[i][0],
+                    end if i == n - 1 and starts[i] is not None else None) for i in range(n)]
     return slices, int(declared * SAMPLE_RATE)
 
 
-def _timestamp_offset(container, stream) -> tuple[int, tuple]:
-    """(pts_offset, frame format key): a frame's first sample in the serial numbering is pts*rate - offset.
+def _timestamp_offset(container, stream) -> tuple[int, tuple, tuple | None]:
+    """(pts_offset, frame format key, (byte, seconds) of the first packet): a frame's first sample in the serial
+    numbering is pts*rate - offset.
 
     Learned from frames 5-8 (the first ones may have lost their heads to the codec's start padding), which must
     agree; timestamps that do not count samples exactly are irregular."""
     ctx = stream.codec_context
     to_samples = Fraction(stream.time_base)
-    seen, count, offsets, key = 0, 0, set(), None
+    seen, count, offsets, key, first = 0, 0, set(), None, None
     for packet in container.demux(stream):
+        if first is None and packet.size and packet.pts is not None:
+            first = (packet.pos, packet.pts * to_samples)  # (byte, time in seconds) of the first packet
         try:
             frames = ctx.decode(packet)
         except (av.FFmpegError, ValueError):
@@ -373,7 +377,7 @@ def _timestamp_offset(container, stream) -> tuple[int, tuple]:
             break
     if seen < 8 or len(offsets) != 1:
         raise Irregular("timestamps do not follow the samples")
-    return offsets.pop(), key
+    return offsets.pop(), key, first
 
 
 def _scratch_dir() -> str | None:

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if isinstance(args.formats, str):
@@ -140,10 +141,16 @@ def _main(argv: list[str] | None) -> int:
         if args.retry_failed and not plan.problems:
             print(f"nothing to retry: {record.path} lists no failed or cancelled items", file=sys.stderr)
         return 1 if plan.problems or not args.retry_failed else 0
-    return _run(args, config, options, names, plan, record)
+    return _run(args, config, options, names, plan, record, retry_command(argv, args.inputs))
 
 
-def _run(args, config, options, names, plan, record) -> int:
+def retry_command(argv: list[str], inputs: list[str]) -> str:
+    """This command again for the failures only: the same options (backend, formats, language…), no INPUTs."""
+    rest = [t for t in argv if t not in inputs and t not in ("--overwrite", "--retry-failed")]
+    return shlex.join(["python", "-m", "core", "--retry-failed", *rest])
+
+
+def _run(args, config, options, names, plan, record, retry: str) -> int:
     from core.batch import BatchRunner, default_parallel
     from core.batch.runner import needs_transcriber
     from core.batch.console import BatchBars, SingleBars, after_text, before_text
@@ -177,6 +184,5 @@ def _run(args, config, options, names, plan, record) -> int:
         if pipeline is not None:
             pipeline.close()
     if many:
-        retry = f"python -m core --retry-failed -o {shlex.quote(str(args.output_dir))}"
         print(after_text(report, record.path, retry), file=sys.stderr)
     return 130 if report.interrupted else (0 if report.ok else 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -143,11 +144,13 @@ def test_list_failure_is_listed_and_retried(worker, clips, tmp_path, own_tempdir
         assert entries["flaky"]["outputs"] == [] and not list(out.glob("flaky.*"))
         summary = run.stderr[run.stderr.index("not transcribed:"):]
         assert "  flaky (failed): " in summary and "local" not in summary
-        assert f"retry them with: python -m core --retry-failed -o {out}" in summary
+        # the hint is this command again without its inputs: same output folder and options
+        hint = shlex.split(summary.split("retry them with: ", 1)[1].splitlines()[0])
+        assert hint == ["python", "-m", "core", "--retry-failed", "-o", str(out), "--parallel", "3", "-q"]
 
         media.add_bytes("/flaky.wav", clips[0].read_bytes(), "audio/wav")  # the server is back
         before = runs(api)
-        retry = cli(api, "--retry-failed", "-o", out, "-q", cwd=tmp_path, tmp=own_tempdir)
+        retry = cli(api, *hint[3:], cwd=tmp_path, tmp=own_tempdir)
         assert retry.returncode == 0, retry.stderr[-3000:]
         assert runs(api) - before == 1
         assert [j.status for j in api.jobs.values() if j.input.get("audio_url") == flaky] == ["FAILED", "COMPLETED"]

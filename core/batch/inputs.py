@@ -9,13 +9,14 @@ import os
 from pathlib import Path
 
 from core.batch.feeds import FeedOptions, feed_items, looks_like_feed
-from core.batch.items import BatchItem, Plan, clean_name, is_media_file, is_url, stem_for, unique_names
+from core.batch.items import BatchItem, Plan, clean_name, is_media_file, stem_for, unique_names
 from core.audio.decode import probe_duration
 from core.config import Config
+from core.fetch.sources import is_url
 
 LIST_SUFFIXES = (".txt", ".list", ".lst", ".m3u")  # a local file with one of these is a list of inputs
 
-def collect(inputs, config: Config, *, limit: int | None = None, since=None, probe_urls: bool = True) -> Plan:
+def collect(inputs, config: Config, *, limit: int | None = None, since=None) -> Plan:
     """The items of every input, in order, named uniquely. `limit` and `since` apply to each feed."""
     plan = Plan()
     feed_options = FeedOptions(limit=limit, since=since)
@@ -25,7 +26,7 @@ def collect(inputs, config: Config, *, limit: int | None = None, since=None, pro
             plan.problems.append("an empty input was given")
             continue
         if is_url(text):
-            kind = looks_like_feed(text, config) if probe_urls else None
+            kind = looks_like_feed(text, config)
             if kind is None:
                 plan.items.append(BatchItem(text, stem_for(text), text))
             else:
@@ -43,8 +44,20 @@ def collect(inputs, config: Config, *, limit: int | None = None, since=None, pro
             plan.items.append(_file_item(path, path.stem, text))
         else:
             plan.problems.append(f"{text}: the input is neither an existing file or folder nor an http(s) URL")
-    plan.items = unique_names(plan.items)
+    plan.items = unique_names(_once(plan.items))
     return plan
+
+
+def _once(items: list[BatchItem]) -> list[BatchItem]:
+    """Each recording once, however many inputs lead to it (a folder and a list naming the same file)."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = item.source if is_url(item.source) else os.path.realpath(item.source)
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
 
 
 def _file_item(path: Path, name: str, origin: str) -> BatchItem:

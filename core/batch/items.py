@@ -6,14 +6,13 @@ is already written.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 from core.fetch.sources import MEDIA_EXTENSIONS
+from core.output.writers import safe_stem
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 NAME_CHARS = 120
 
 
@@ -45,14 +44,9 @@ class Plan:
         return sum(1 for i in self.items if not i.duration_s and not i.refused)
 
 
-def is_url(text: str) -> bool:
-    return text.strip().lower().startswith(("http://", "https://"))
-
-
 def clean_name(text: str) -> str:
-    """A file name (no folders) from any text: unsafe characters replaced, spaces collapsed, length bounded."""
-    name = " ".join(_UNSAFE.sub("_", text).split()).strip(" ._")[:NAME_CHARS].strip(" ._")
-    return name or "transcript"
+    """A file name (no folders) from any text: the writers' rule (`safe_stem`), spaces collapsed, length bounded."""
+    return safe_stem(safe_stem(" ".join(text.split()))[:NAME_CHARS])
 
 
 def stem_for(source: str) -> str:

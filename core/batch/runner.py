@@ -48,9 +48,6 @@ def default_parallel(transcriber: Transcriber | None, config: Config) -> tuple[i
 class Watcher:
     """What a batch tells its front end; every method may be called from any of the batch's threads."""
 
-    def planned(self, items: list[BatchItem]) -> None:
-        pass
-
     def started(self, item: BatchItem) -> None:
         pass
 
@@ -99,8 +96,6 @@ class BatchRunner:
         record.problems = list(problems)
         t0 = time.perf_counter()
         results: dict[int, ItemResult] = {}
-        self.watcher.planned(items)
-        interrupted = False
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="batch") as pool:
             futures = {pool.submit(self._one, item, record, cancel): n for n, item in enumerate(items)}
             pending = set(futures)
@@ -110,15 +105,12 @@ class BatchRunner:
                     for f in done:
                         results[futures[f]] = f.result()
             except KeyboardInterrupt:
-                interrupted = True
                 cancel.set()
                 for f in futures:
                     results.setdefault(futures[f], f.result())  # each returns once its job has stopped
-        if cancel.is_set():
-            interrupted = True
         wall = time.perf_counter() - t0
         record.write(wall)
-        return BatchReport([results[n] for n in range(len(items))], list(problems), wall, interrupted)
+        return BatchReport([results[n] for n in range(len(items))], list(problems), wall, cancel.is_set())
 
     def _one(self, item: BatchItem, record: Record, cancel: threading.Event) -> ItemResult:
         result = self._attempt(item, cancel)

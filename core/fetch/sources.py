@@ -54,6 +54,11 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _DATA_URI = re.compile(r"data:[\w.+-]*/?[\w.+-]*(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 
 
+def is_url(source) -> bool:
+    """Whether an input is an http(s) URL (as text), rather than a path or bytes."""
+    return isinstance(source, str) and source.strip().lower().startswith(("http://", "https://"))
+
+
 @contextmanager
 def open_source(source: str | bytes | os.PathLike, *, config: Config, filename: str | None = None,
                 progress: Progress = no_progress, allow_local: bool = True) -> Iterator[Path]:

@@ -80,7 +80,7 @@ def windowed_attention(module, query, key, value, attention_mask=None, scaling=N
     way = _forced[0]
     varlen = packed_attention() if way != GROUPED and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) \
         else None
-    if varlen is not None and way != GROUPED:
+    if varlen is not None:
         q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (positions, heads, dim)
         cu = cu_seq_lens_q.to(torch.int32)
         out = varlen(q, k, v, cu, cu, int(max_length_q), int(max_length_q))

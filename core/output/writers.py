@@ -148,7 +148,7 @@ def to_string(transcript: Transcript, fmt: str) -> str:
 def output_paths(out_dir, stem: str, formats: Iterable[str]) -> list[Path]:
     """Where `write_files` puts each format: `<out_dir>/<stem>.<ext>`, one path per distinct extension."""
     extensions = dict.fromkeys(get_writer(f).extension for f in formats)  # every format is checked first
-    name = _safe_stem(stem)
+    name = safe_stem(stem)
     return [Path(out_dir) / f"{name}.{ext}" for ext in extensions]
 
 
@@ -169,7 +169,7 @@ def write_files(transcript: Transcript, out_dir, stem: str, formats: Iterable[st
     return paths
 
 
-def _safe_stem(stem: str) -> str:
+def safe_stem(stem: str) -> str:
     """A file name that stays inside out_dir whatever the stem came from (an upload's name, a URL)."""
     name = re.sub(r'[\x00-\x1f/\\:*?"<>|]', "_", str(stem)).strip(" .")[:150]
     return name or "transcript"

@@ -26,6 +26,7 @@ import requests
 
 from core.config import Config, get_config
 from core.errors import CoreError, InputError, JobCancelled, TooLargeError
+from core.fetch.sources import is_url
 from core.options import TranscribeOptions, as_options
 from core.remote.schema import RUN_PAYLOAD_LIMIT, JobInput, parse_job_input, parse_progress, transcript_from_output
 from core.types import SAMPLE_RATE, Progress, Transcript, no_progress
@@ -67,10 +68,6 @@ def endpoint_base(value: str) -> str:
     if parts.query or parts.fragment:
         raise InputError("RUNPOD_ENDPOINT_URL must be the endpoint's base URL, without ?query or #fragment")
     return value
-
-
-def _is_url(source) -> bool:
-    return isinstance(source, str) and source.strip().lower().startswith(("http://", "https://"))
 
 
 def _span(seconds: float) -> str:
@@ -132,7 +129,7 @@ class RemotePipeline:
         body = self._request_body(source, options, progress, filename, allow_local, on_audio)
         timings = {"prepare": round(time.perf_counter() - t0, 4)}
         # A URL goes to the worker as it is; a player still wants the audio, so fetch a copy here meanwhile.
-        player = _PlayerCopy(self, source, on_audio) if on_audio is not None and _is_url(source) else None
+        player = _PlayerCopy(self, source, on_audio) if on_audio is not None and is_url(source) else None
 
         t1, done = time.perf_counter(), False
         try:
@@ -167,7 +164,7 @@ class RemotePipeline:
             parse_job_input(payload)  # the worker's own validation, here, before anything is sent
             return json.dumps({"input": payload, "policy": policy}).encode()
 
-        if _is_url(source):
+        if is_url(source):
             data = body(JobInput(audio_url=source.strip(), options=options))
             if len(data) > self.payload_limit:
                 raise TooLargeError(f"the request is larger than RunPod's {self.payload_limit / 1e6:g} MB limit")

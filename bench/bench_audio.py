@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.audio import chunking  # noqa: E402
+from core.audio import chunking, vad  # noqa: E402
 from core.audio.decode import decode_audio  # noqa: E402
 from core.audio.chunking import FRAME, cut_at, frame_levels, plan_chunks, speech_flags  # noqa: E402
 from core.types import SAMPLE_RATE, Chunk  # noqa: E402
@@ -107,14 +107,14 @@ def silero_probs(x: np.ndarray, slice_s: float = 30.0, threads: int = 1) -> np.n
     """Silero's speech probability for every 32 ms window of x, the hour cut into slices run as one batch."""
     import torch
 
-    net = chunking.load_vad()
-    win = chunking.VAD_FRAME
+    net = vad.load_vad()
+    win = vad.VAD_FRAME
     per = int(slice_s * SAMPLE_RATE) // win * win
     rows = -(-len(x) // per)
     padded = np.zeros(rows * per, np.float32)
     padded[:len(x)] = x
     batch = torch.from_numpy(padded.reshape(rows, per))
-    state, context, out = torch.zeros(2, rows, 128), torch.zeros(rows, chunking.VAD_CONTEXT), []
+    state, context, out = torch.zeros(2, rows, 128), torch.zeros(rows, vad.VAD_CONTEXT), []
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -122,7 +122,7 @@ def silero_probs(x: np.ndarray, slice_s: float = 30.0, threads: int = 1) -> np.n
             for i in range(0, per, win):
                 frame = batch[:, i:i + win]
                 prob, state = net(torch.cat([context, frame], dim=1), state)
-                context = frame[:, -chunking.VAD_CONTEXT:]
+                context = frame[:, -vad.VAD_CONTEXT:]
                 out.append(prob[:, 0].numpy())
     finally:
         torch.set_num_threads(before)
@@ -133,7 +133,7 @@ def silero_single_stream(x: np.ndarray) -> None:
     """The way silero's get_speech_timestamps runs: one 32 ms window per call."""
     import torch
 
-    chunking.load_vad()  # imports silero_vad (which sets torch to one thread) and restores the thread count
+    vad.load_vad()  # imports silero_vad (which sets torch to one thread) and restores the thread count
     from silero_vad import get_speech_timestamps, load_silero_vad
 
     threads = torch.get_num_threads()
@@ -145,7 +145,7 @@ def silero_single_stream(x: np.ndarray) -> None:
 def silero_runs(probs: np.ndarray, n: int) -> np.ndarray:
     """Non-speech runs (probability < 0.35 for >= 0.25 s) in 10 ms frames, for chunking.cut_at."""
     frames = -(-n // FRAME)
-    window = (np.arange(frames) * FRAME // chunking.VAD_FRAME).clip(0, len(probs) - 1)
+    window = (np.arange(frames) * FRAME // vad.VAD_FRAME).clip(0, len(probs) - 1)
     nonspeech = probs[window] < 0.35
     return chunking.silent_runs(np.where(nonspeech, -100.0, 0.0), -50.0, round(chunking.MIN_SILENCE_S * 100))
 

@@ -23,14 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="+")
     p.add_argument("--workers", default="4,8,16")
     p.add_argument("--demux-from-start", action="store_true", help="the slices as planned before the MP3 frame walk")
+    p.add_argument("--slice-seconds", type=float, default=None,
+                   help="slice length (default: core.audio.slices.SLICE_S; 100000 = one slice per worker, as before)")
     args = p.parse_args(argv)
     from bench.cpu_time import process_cpu_s
-    from core.audio import decode_pool
+    from core.audio import slices
     from core.audio.decode import decode_audio
     from core.audio.decode_pool import DecodePool
 
     if args.demux_from_start:  # no slice gets a frame to start from: each worker demuxes from the start
-        decode_pool.slice_starts = lambda path, first_pos, first_index, points: [None] * len(points)
+        slices.slice_starts = lambda path, first_pos, first_index, points: [None] * len(points)
 
     first = args.paths[0]
     results: dict[str, float] = {}
@@ -39,12 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     results["serial s"] = round(time.perf_counter() - t0, 3)
     results["audio s"] = len(ref) / 16000
     for n in [int(x) for x in args.workers.split(",")]:
-        pool = DecodePool(n)
+        pool = DecodePool(n, **({"slice_s": args.slice_seconds} if args.slice_seconds else {}))
         try:
             pool.start()
             cpu0 = sum(process_cpu_s(pid) or 0.0 for pid in pool.worker_pids())
             main0, t0 = time.process_time(), time.perf_counter()
-            out = pool.decode(first)
+            with pool.stream(first) as stream:
+                for available, final in stream:
+                    if f"{n} workers, first audio s" not in results:
+                        results[f"{n} workers, first audio s"] = round(time.perf_counter() - t0, 3)
+                        results[f"{n} workers, first audio min"] = round(available / 16000 / 60, 1)
+                out = stream.samples
             results[f"{n} workers s"] = round(time.perf_counter() - t0, 3)
             results[f"{n} workers CPU s (workers + this process)"] = round(
                 sum(process_cpu_s(pid) or 0.0 for pid in pool.worker_pids()) - cpu0 + time.process_time() - main0, 2)

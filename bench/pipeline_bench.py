@@ -59,12 +59,22 @@ class SpeechRateText:
 
     def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
                    on_result=None) -> list[ChunkText]:
-        with self._lock:
-            texts = [filler_text(len(r.audio) / SAMPLE_RATE, self.rng, self.words_per_second) for r in requests]
+        return self.transcribe_groups([requests], progress, on_result)
+
+    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None) -> list[ChunkText]:
+        texts: list[str] = []
+
+        def with_texts():
+            for group in groups:
+                with self._lock:
+                    texts.extend(filler_text(len(r.audio) / SAMPLE_RATE, self.rng, self.words_per_second)
+                                 for r in group)
+                yield group
+
         extra = {}
         if on_result is not None:  # pass each chunk on as the engine finishes it, with its filler text
             extra["on_result"] = lambda i, r: on_result(i, ChunkText(LANGUAGE, texts[i], r.truncated))
-        real = self.inner.transcribe(requests, progress, **extra)
+        real = self.inner.transcribe_groups(with_texts(), progress, **extra)
         return [ChunkText(LANGUAGE, t, r.truncated) for t, r in zip(texts, real)]
 
 

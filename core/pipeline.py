@@ -12,9 +12,9 @@ import time
 from contextlib import contextmanager
 
 from core.align.stream import AlignStream
-from core.audio.chunking import plan_chunks, speech_flags
+from core.audio.chunking import ChunkPlanner
 from core.audio.decode import too_long
-from core.audio.decode_pool import DecodePool, default_workers
+from core.audio.decode_pool import DecodePool, SamplesChanged, default_workers
 from core.config import Config, get_config
 from core.diarize.names import number_speakers
 from core.errors import InputError, JobCancelled
@@ -23,7 +23,7 @@ from core.languages import ALIGNER_LANGUAGES
 from core.options import TranscribeOptions, as_options
 from core.output.merge import build_transcript
 from core.transcriber import Transcriber
-from core.types import SAMPLE_RATE, AsrRequest, ChunkText, Progress, Transcript, Turn, no_progress
+from core.types import SAMPLE_RATE, AsrRequest, Chunk, ChunkText, Progress, Transcript, Turn, no_progress
 
 log = logging.getLogger("core")
 _LOAD = object()  # "load from the configuration" (None means "no aligner" / "no diarizer")
@@ -98,18 +98,28 @@ class Pipeline:
                    cancel: threading.Event | None = None) -> Transcript:
         """Transcribe a path, URL, page URL or raw bytes. Temporary files are gone when this returns or raises.
 
-        `on_audio(samples)`, if given, receives the decoded 16 kHz mono audio (the web player re-encodes it); once
-        `cancel` is set, the next progress report raises `JobCancelled` (a model call stops between its batches).
+        The file is decoded in slices and the ASR starts on the first chunks while the rest still decodes
+        (`core.audio.decode_pool.DecodeStream`, `core.audio.chunking.ChunkPlanner`): the transcript is the one
+        `transcribe_audio` gives for the same samples. `on_audio(samples)`, if given, receives the decoded 16 kHz
+        mono audio once it is all decoded (the web player re-encodes it); once `cancel` is set, the next progress
+        report raises `JobCancelled` (a model call stops between its batches).
         """
         t0 = time.perf_counter()
         options = as_options(options)  # before any download
         if options.diarize and not self.can_diarize:
             raise InputError(NO_DIARIZER)
         progress = cancellable(progress or no_progress, cancel)
-        samples, timings = self.load_audio(source, progress, filename=filename, allow_local=allow_local)
-        if on_audio is not None:
-            on_audio(samples)
-        transcript = self.transcribe_audio(samples, options, progress, timings=timings)
+        timer = _Timer()
+        with open_source(source, config=self.config, filename=filename, progress=progress,
+                         allow_local=allow_local) as path:
+            timer.timings["fetch"] = round(time.perf_counter() - t0, 4)
+            progress("decode", 0, 1)
+            try:
+                with self.decoder.stream(path, max_duration_s=self.config.max_duration_s) as audio:
+                    transcript = self._transcribe(audio, options, progress, timer, on_audio)
+            except SamplesChanged as changed:  # the serial decoder's audio differs from what was handed out
+                log.info("starting over on the serially decoded audio")
+                transcript = self._transcribe(InMemory(changed.samples), options, progress, timer, on_audio)
         transcript.timings["total"] = round(time.perf_counter() - t0, 4)
         return transcript
 
@@ -134,30 +144,58 @@ class Pipeline:
         options = as_options(options)
         if options.diarize and not self.can_diarize:
             raise InputError(NO_DIARIZER)
-        progress = progress or no_progress
         timer = _Timer()
         timer.timings.update(timings or {})
+        return self._transcribe(InMemory(samples), options, progress or no_progress, timer, None)
+
+    def _transcribe(self, audio, options: TranscribeOptions, progress: Progress, timer: _Timer,
+                    on_audio) -> Transcript:
+        """The stages after decoding, over `audio`: (available, final) pairs as it decodes, then `audio.samples`.
+
+        Chunks are cut as the audio arrives and each group of them goes into the ASR at once; with overlap, each
+        chunk is aligned as soon as its text is back. Stage times: `decode` until the last samples arrived (less
+        the chunking done meanwhile), `chunk` all the chunking, `transcribe` the ASR after that, `align` the
+        alignment after that; `first_chunk` is when the first chunks went into the ASR."""
         cfg = self.config
-        duration = len(samples) / SAMPLE_RATE
-        if duration > cfg.max_duration_s:
-            raise too_long(duration, cfg.max_duration_s)
+        target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
+        planner = ChunkPlanner(target_s=target, max_s=max(target, cfg.chunk_max_s))
+        spoken: list[Chunk] = []
+        requests: list[AsrRequest] = []
         warnings: list[str] = []
+        overlap = options.word_timestamps and self.aligner is not None and cfg.overlap_align
+        stream = self._align_stream() if overlap else None  # alignment while the ASR still runs
+        t0, chunk_s, decoded = time.perf_counter(), 0.0, 0.0
 
-        with timer.stage("chunk"):
-            target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
-            chunks = plan_chunks(samples, target_s=target, max_s=max(target, cfg.chunk_max_s))
-            voiced = speech_flags(samples, chunks)
-            progress("chunk", 1, 1)
-        spoken = [c for c, v in zip(chunks, voiced) if v]
+        def groups():
+            nonlocal chunk_s, decoded
+            for available, final in audio:
+                if final and len(audio.samples) / SAMPLE_RATE > cfg.max_duration_s:
+                    raise too_long(len(audio.samples) / SAMPLE_RATE, cfg.max_duration_s)
+                t = time.perf_counter()
+                new = [c for c, speech in planner.feed(audio.samples, available, final) if speech]
+                chunk_s += time.perf_counter() - t
+                if final:
+                    decoded = time.perf_counter() - t0 - chunk_s
+                    if not isinstance(audio, InMemory):
+                        timer.timings["decode"] = round(decoded, 4)
+                    timer.timings["chunk"] = round(chunk_s, 4)
+                    progress("decode", 1, 1)
+                    progress("chunk", 1, 1)
+                    if on_audio is not None:
+                        on_audio(audio.samples)
+                if new:
+                    timer.timings.setdefault("first_chunk", round(time.perf_counter() - t0, 4))
+                    group = [AsrRequest(audio.samples[c.start:c.end], options.language, options.context) for c in new]
+                    spoken.extend(new)
+                    requests.extend(group)
+                    yield group
 
-        stream = None  # alignment that starts while the ASR is still running (core.align.stream)
-        if options.word_timestamps and self.aligner is not None and cfg.overlap_align:
-            stream = self._align_stream(samples, chunks)
         try:
-            with timer.stage("transcribe"):
-                reqs = [AsrRequest(samples[c.start:c.end], options.language, options.context) for c in spoken]
-                extra = {"on_result": lambda i, r: stream.add(spoken[i], r)} if stream is not None else {}
-                results = self.asr.transcribe(reqs, progress=progress, **extra) if reqs else []
+            results = self.asr.transcribe_groups(
+                groups(), progress,
+                on_result=(lambda i, r: stream.add(spoken[i], r, requests[i].audio)) if stream is not None else None)
+            timer.timings["transcribe"] = round(time.perf_counter() - t0 - decoded - chunk_s, 4)
+            samples, chunks = audio.samples, planner.chunks
             texts: list[ChunkText | None] = [None] * len(chunks)
             for c, r in zip(spoken, results):
                 texts[c.index] = r
@@ -179,7 +217,8 @@ class Pipeline:
             with timer.stage("diarize"):
                 turns = self._diarize(samples, chunks, texts, words, options, warnings, progress)
         with timer.stage("merge"):
-            transcript = build_transcript(chunks, texts, words, duration, language=options.language, turns=turns)
+            transcript = build_transcript(chunks, texts, words, len(samples) / SAMPLE_RATE,
+                                          language=options.language, turns=turns)
             if turns:
                 number_speakers(transcript)
             progress("merge", 1, 1)
@@ -207,24 +246,34 @@ class Pipeline:
             warnings.append(f"speaker labels failed ({str(e) or type(e).__name__}); the transcript has none")
             return None
 
-    def _align_stream(self, samples, chunks) -> AlignStream:
-        return AlignStream(self.aligner, samples, chunks, getattr(self.aligner, "batch_size", 8))
+    def _align_stream(self) -> AlignStream:
+        return AlignStream(self.aligner, getattr(self.aligner, "batch_size", 8))
 
     def _align(self, samples, chunks, texts, warnings, progress, stream: AlignStream | None):
         if self.aligner is None:
             warnings.append("word timestamps are off: no aligner is configured (ALIGNER_MODEL is empty)")
             return [None] * len(chunks)
         if stream is None:  # not overlapped: every chunk goes in now
-            stream = self._align_stream(samples, chunks)
+            stream = self._align_stream()
             for c, t in zip(chunks, texts):
-                stream.add(c, t)
-        words = stream.finish(progress)
+                stream.add(c, t, samples[c.start:c.end])
+        words = stream.finish(len(chunks), progress)
         if stream.skipped_languages:
             warnings.append(f"no word timestamps for {', '.join(sorted(stream.skipped_languages))}: the aligner "
                             f"covers {', '.join(sorted(ALIGNER_LANGUAGES))}")
         if stream.failed:
             warnings.append(f"alignment failed on {stream.failed} chunk(s); those have segment-level times only")
         return words
+
+
+class InMemory:
+    """Samples already decoded, in the form `Pipeline._transcribe` reads a decoding file in: all at once."""
+
+    def __init__(self, samples) -> None:
+        self.samples = samples
+
+    def __iter__(self):
+        yield len(self.samples), True
 
 
 def cancellable(progress: Progress, cancel: threading.Event | None) -> Progress:

@@ -118,7 +118,8 @@ def test_speech_rate_text_keeps_the_inner_backends_flags():
         def describe(self):
             return "inner"
 
-        def transcribe(self, requests, progress=None):
+        def transcribe_groups(self, groups, progress=None, on_result=None):
+            requests = [r for group in groups for r in group]
             return [ChunkText("", "", truncated=i == 1) for i in range(len(requests))]
 
     wrapped = SpeechRateText(Inner(), words_per_second=2.0)

@@ -60,7 +60,7 @@ def test_slices_join_bit_for_bit(pool, tmp_path, name, rate, options):
 
 def test_slices_really_run_in_parallel(pool, tmp_path):
     """The result above could also come from the fallback: the plan must actually cut this file in three."""
-    from core.audio.decode_pool import plan_slices
+    from core.audio.slices import plan_slices
 
     path = write_audio(tmp_path / "a.mp3", stereo(44100), 44100)
     slices, _ = plan_slices(path, 3, None, 20.0, 8.0)
@@ -210,7 +210,7 @@ def test_mp3_workers_read_from_a_frame_before_their_slice(tmp_path, name, rate, 
     start), and decoded alone it gives its stretch of the serial result; one frame later it would not."""
     import dataclasses
 
-    from core.audio.decode_pool import decode_slice, plan_slices
+    from core.audio.slices import decode_slice, plan_slices
 
     path = write_audio(tmp_path / name, stereo(rate), rate, container_options=options)
     serial = decode_audio(path)
@@ -236,7 +236,7 @@ def test_mp3_workers_read_from_a_frame_before_their_slice(tmp_path, name, rate, 
 
 def test_an_mp3_damaged_in_the_middle_still_joins_bit_for_bit(pool, tmp_path):
     """Junk inside the stream breaks the chain of frame headers: slices past it demux from the start as before."""
-    from core.audio.decode_pool import plan_slices
+    from core.audio.slices import plan_slices
 
     path = write_audio(tmp_path / "clean.mp3", stereo(44100), 44100, container_options={"write_xing": "0"})
     data = bytearray(path.read_bytes())

@@ -3,9 +3,8 @@
 The ASR hands over each chunk's text the moment it is finished (`on_result`); a background thread aligns whatever
 has arrived, a full aligner batch at a time (or what is left once the ASR is done). Results are the same as
 aligning everything afterwards: each chunk is aligned on its own audio and text whatever batch it lands in
-(core.align.aligner). The pipeline uses the same class without overlap (OVERLAP_ALIGN=0, the default): it then gets every
-chunk once the ASR is done. Overlap measured slower with vLLM (bench/RESULTS.md, run 5): its chunks all finish
-together, so the background aligner only competed with the hand-over for the CPU.
+(core.align.aligner). The pipeline uses the same class without overlap (OVERLAP_ALIGN=0): it then gets every
+chunk once the ASR is done.
 
 Progress is reported only from `finish` (the caller's thread), so the job's progress bar moves through
 "transcribe" and then "align"; the count moves after each aligner batch (a batch's chunks are done together).
@@ -16,6 +15,8 @@ import logging
 import threading
 import time
 
+import numpy as np
+
 from core.languages import ALIGNER_LANGUAGES
 from core.types import AlignRequest, Chunk, ChunkText, Progress, Word, no_progress
 
@@ -25,13 +26,13 @@ log = logging.getLogger("core")
 class AlignStream:
     """Feed it (chunk, text) pairs from any thread with `add`; `finish` waits for the rest and returns the words."""
 
-    def __init__(self, aligner, samples, chunks: list[Chunk], batch_size: int) -> None:
-        self.aligner, self.samples, self.batch_size = aligner, samples, max(1, batch_size)
-        self.words: list[list[Word] | None] = [None] * len(chunks)
+    def __init__(self, aligner, batch_size: int) -> None:
+        self.aligner, self.batch_size = aligner, max(1, batch_size)
+        self.words: dict[int, list[Word] | None] = {}  # by chunk index
         self.skipped_languages: set[str] = set()
         self.failed = 0
         self.busy_s = 0.0  # time the aligner spent on this job's chunks
-        self._pending: list[tuple[Chunk, ChunkText]] = []
+        self._pending: list[tuple[Chunk, ChunkText, np.ndarray]] = []
         self._queued = self._done = 0
         self._closed = self._stopped = False
         self._error: BaseException | None = None
@@ -39,20 +40,22 @@ class AlignStream:
         self._thread = threading.Thread(target=self._loop, name="align-stream", daemon=True)
         self._thread.start()
 
-    def add(self, chunk: Chunk, text: ChunkText | None) -> None:
-        """Queue one transcribed chunk (ignored when it has no text or its language has no aligner)."""
+    def add(self, chunk: Chunk, text: ChunkText | None, audio: np.ndarray) -> None:
+        """Queue one transcribed chunk with its audio (ignored when it has no text or its language has no
+        aligner)."""
         if text is None or not text.text.strip():
             return
         with self._cv:
             if text.language not in ALIGNER_LANGUAGES:
                 self.skipped_languages.add(text.language)
                 return
-            self._pending.append((chunk, text))
+            self._pending.append((chunk, text, audio))
             self._queued += 1
             self._cv.notify()
 
-    def finish(self, progress: Progress = no_progress) -> list[list[Word] | None]:
-        """Wait until every queued chunk is aligned (reporting "align" progress) and return words per chunk."""
+    def finish(self, chunks: int, progress: Progress = no_progress) -> list[list[Word] | None]:
+        """Wait until every queued chunk is aligned (reporting "align" progress) and return words for each of
+        the job's `chunks` chunks (None where there are none)."""
         try:
             with self._cv:
                 self._closed = True
@@ -64,7 +67,7 @@ class AlignStream:
             if self._error is not None:
                 raise self._error
             progress("align", self._done, self._queued)
-            return self.words
+            return [self.words.get(i) for i in range(chunks)]
         finally:
             self.stop()
 
@@ -92,8 +95,8 @@ class AlignStream:
                     self._cv.notify_all()
                 return
 
-    def _align(self, todo: list[tuple[Chunk, ChunkText]]) -> None:
-        reqs = [AlignRequest(self.samples[c.start:c.end], t.text, t.language) for c, t in todo]
+    def _align(self, todo: list[tuple[Chunk, ChunkText, np.ndarray]]) -> None:
+        reqs = [AlignRequest(audio, t.text, t.language) for _, t, audio in todo]
         t0 = time.perf_counter()
         before = self._done
 
@@ -105,7 +108,7 @@ class AlignStream:
         results = self.aligner.align(reqs, batch_done)
         with self._cv:
             self.busy_s += time.perf_counter() - t0
-            for (chunk, _), words in zip(todo, results):
+            for (chunk, _, _), words in zip(todo, results):
                 if words is None:
                     self.failed += 1
                 self.words[chunk.index] = words

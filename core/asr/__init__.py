@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from core.config import Config
@@ -25,6 +26,12 @@ class AsrBackend(Protocol):
                    on_result=None) -> list[ChunkText]:
         """One ChunkText per request, in order; progress("transcribe", done, total) as chunks finish, and
         `on_result(i, text)`, if given, as soon as chunk i's text exists (the pipeline starts aligning it)."""
+
+    def transcribe_groups(self, groups: Iterable[list[AsrRequest]], progress: Progress = no_progress,
+                          on_result=None) -> list[ChunkText]:
+        """`transcribe` over requests that arrive in groups, read from `groups` in the caller's thread while the
+        model already works on the earlier ones (the pipeline's chunks, cut while the file still decodes); `i`
+        counts all groups' requests put together."""
 
 
 def _vllm_usable(config: Config) -> bool:

@@ -40,12 +40,25 @@ class TransformersAsr:
     def transcribe(self, requests: list[AsrRequest], progress: Progress = no_progress,
                    on_result=None) -> list[ChunkText]:
         """One ChunkText per request; `on_result(i, text)` hears each chunk as its batch finishes."""
-        order = sorted(range(len(requests)), key=lambda i: len(requests[i].audio), reverse=True)
-        heard = None if on_result is None else (lambda k, result: on_result(order[k], result))
-        ranked = self.engine.run([requests[i] for i in order], progress, "transcribe", heard)
-        results: list[ChunkText | None] = [None] * len(requests)
-        for i, result in zip(order, ranked):
-            results[i] = result
+        return self.transcribe_groups([requests], progress, on_result) if requests else []
+
+    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None) -> list[ChunkText]:
+        """`transcribe` over requests that arrive in groups; each group goes in longest first (less padding)."""
+        where: list[int] = []  # the engine's item k is request where[k] of all groups put together
+
+        def ranked_groups():
+            seen = 0
+            for group in groups:
+                order = sorted(range(len(group)), key=lambda i: len(group[i].audio), reverse=True)
+                where.extend(seen + i for i in order)
+                seen += len(group)
+                yield [group[i] for i in order]
+
+        heard = None if on_result is None else (lambda k, result: on_result(where[k], result))
+        ranked = self.engine.run_groups(ranked_groups(), progress, "transcribe", heard)
+        results: list[ChunkText | None] = [None] * len(ranked)
+        for k, result in enumerate(ranked):
+            results[where[k]] = result
         return results  # type: ignore[return-value]
 
     def prompt_ids(self, request: AsrRequest, audio_tokens: int) -> list[int]:

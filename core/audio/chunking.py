@@ -1,4 +1,4 @@
-"""Cut decoded audio into chunks for the ASR model, and tell which chunks hold speech at all.
+"""Cut decoded audio into chunks for the ASR model, and tell which chunks hold speech at all, as the audio arrives.
 
 Cuts go in silences found by a vectorised energy criterion (10 ms frame power in dB against the file's own loud
 and quiet levels): about a tenth of a second per audio hour, where silero VAD over a whole file costs seconds
@@ -7,14 +7,18 @@ inside stretches too long to hold a cut window without a silence (speech over a 
 pauses in the speech, and to decide whether a chunk that is not silent holds speech or only noise, tones or
 music. There all chunks go as one batch and each leaves it as soon as it is decided, so a speech chunk costs
 about a second of audio.
+
+The chunker reads audio that is still being decoded (`ChunkPlanner`): a cut is made as soon as no later audio can
+change it, so the ASR starts on the first minutes of a file while the rest decodes. Every rule is local for that
+reason: the silence level is judged per BLOCK_S of audio (not over the whole file: a level found that way would
+move with every minute decoded), the VAD runs over one stretch or one block's chunks at a time, and a cut looks at
+most max_s ahead. `plan_chunks` is the same planner fed the whole audio at once, with the same result.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from functools import lru_cache
-
 import numpy as np
 
+from core.audio.vad import PAUSE_PROB, VAD_FRAME, any_speech, speech_probabilities
 from core.types import SAMPLE_RATE, Chunk
 
 FRAME = SAMPLE_RATE // 100  # 10 ms analysis frames; every cut falls on a frame boundary
@@ -26,6 +30,12 @@ MIN_SILENCE_S = 0.25  # shorter quiet gaps (plosives, word gaps) are not places 
 _SMOOTH_S = 0.05  # power is averaged over this before thresholding, so noise does not fragment silences
 _FULL_PAUSE_S = 0.5  # a silence this long counts as a sentence-level pause when choosing between silences
 _EARLY_FRACTION = 0.6  # a cut is looked for between 0.6 x target and max_s after the previous one
+BLOCK_S = 300.0  # the silence level is judged per block this long (the last one over the last BLOCK_S of audio)
+FLAG_GROUPS = (8, 32, 64)  # chunks whose speech flags the VAD finds in one batch: the first few, then more each time
+_BLOCK = round(BLOCK_S * 100)  # in frames
+_VAD_ROW_FRAMES = 3000  # long stretches go to the VAD as a batch of 30 s rows
+_ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (or hiss) without asking the VAD
+_EDGE = 12  # frames at the end of what has arrived whose smoothed levels may still change (20-frame window)
 
 
 def frame_levels(samples: np.ndarray) -> np.ndarray:
@@ -43,7 +53,7 @@ def frame_levels(samples: np.ndarray) -> np.ndarray:
 
 
 def silence_threshold(levels: np.ndarray) -> float:
-    """The dB level under which a frame counts as silence, from the file's loud (95th pct) and floor (10th pct)."""
+    """The dB level under which a frame counts as silence, from the levels' loud (95th pct) and floor (10th pct)."""
     audible = levels[levels > _DIGITAL_SILENCE_DB]
     if len(audible) == 0:
         return _DIGITAL_SILENCE_DB
@@ -54,7 +64,8 @@ def silence_threshold(levels: np.ndarray) -> float:
 
 
 def smooth_levels(levels: np.ndarray, frames: int) -> np.ndarray:
-    """Moving average of power (not of dB) over `frames` frames, centred, in dB."""
+    """Moving average of power (not of dB) over `frames` frames, centred, in dB. Each value depends only on the
+    frames within `frames` of it (the planner smooths stretches of the file and gets the same values)."""
     if frames <= 1 or len(levels) < frames:
         return levels
     power = 10 ** (levels / 10)
@@ -62,8 +73,9 @@ def smooth_levels(levels: np.ndarray, frames: int) -> np.ndarray:
     return 10 * np.log10(np.convolve(power, kernel, mode="same") + 1e-12)
 
 
-def silent_runs(levels: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
-    """(start, end) frame index pairs of every run of silent frames at least `min_frames` long."""
+def silent_runs(levels: np.ndarray, threshold, min_frames: int) -> np.ndarray:
+    """(start, end) frame index pairs of every run of silent frames at least `min_frames` long (`threshold`: one
+    level, or one per frame)."""
     silent = np.concatenate(([False], levels < threshold, [False]))
     edges = np.flatnonzero(silent[1:] != silent[:-1])
     runs = edges.reshape(-1, 2)
@@ -82,41 +94,153 @@ def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float, vad: bool
     Silences come from frame energy; where energy finds none for too long (speech over a loud music bed), silero
     VAD supplies the pauses in the speech instead (`vad=False`: energy alone).
     """
-    n = len(samples)
-    if n == 0:
-        return []
-    if not 0 < target_s <= max_s:
-        raise ValueError("need 0 < target_s <= max_s")
-    if n <= target_s * SAMPLE_RATE:
-        return [Chunk(0, 0, n)]
-    levels = frame_levels(samples)
-    runs = silent_runs(smooth_levels(levels, round(_SMOOTH_S * 100)), silence_threshold(levels),
-                       round(MIN_SILENCE_S * 100))
-    if vad:
-        runs = _with_vad_pauses(samples, runs, round((max_s - _EARLY_FRACTION * target_s) * 100))
-    return cut_at(n, runs, smooth_levels(levels, 20), target_s=target_s, max_s=max_s)
+    planner = ChunkPlanner(target_s=target_s, max_s=max_s, vad=vad, flags=False)
+    planner.feed(samples, len(samples), final=True)
+    return planner.chunks
 
 
-def _with_vad_pauses(samples: np.ndarray, runs: np.ndarray, longest: int) -> np.ndarray:
-    """`runs` plus silero's pauses in speech inside every stretch of over `longest` frames without a silence.
+class ChunkPlanner:
+    """`plan_chunks` and `speech_flags` over audio that arrives in time order (`core.audio.decode_pool.DecodeStream`).
 
-    Only there can a cut window lack a silence (speech over a loud music bed, a noisy street); elsewhere the
-    energy silences are enough, so ordinary recordings never pay for the VAD.
+    `feed(samples, available, final)` returns the chunks that the audio so far settles, each with whether it holds
+    speech (with `flags`; else True); the chunks of all calls together are what `plan_chunks` gives for the whole
+    audio, whatever the steps. A cut is settled once the audio reaches max_s past the cut before it plus a margin,
+    the silence level of its block is known, and no stretch of sound that may need the VAD reaches back to it; the
+    speech flags come FLAG_GROUP chunks at a time (the VAD's batches are then the same however the audio arrived).
     """
-    frames = -(-len(samples) // FRAME)
-    edges = np.concatenate(([0], runs.ravel(), [frames])).reshape(-1, 2)  # the sounding stretches between runs
-    gaps = edges[edges[:, 1] - edges[:, 0] > longest]
-    if not len(gaps):
-        return runs
-    rows = [(a, min(a + _VAD_ROW_FRAMES, g1)) for g0, g1 in gaps for a in range(g0, g1, _VAD_ROW_FRAMES)]
-    probs = _vad_probabilities(samples, [(a * FRAME, b * FRAME) for a, b in rows])
-    found = [runs]
+
+    def __init__(self, *, target_s: float, max_s: float, vad: bool = True, flags: bool = True) -> None:
+        if not 0 < target_s <= max_s:
+            raise ValueError("need 0 < target_s <= max_s")
+        self.target, self.most = int(target_s * SAMPLE_RATE), int(max_s * SAMPLE_RATE)
+        self.min_tail = int(min(2.0, target_s / 4) * SAMPLE_RATE)
+        self.longest = round((max_s - _EARLY_FRACTION * target_s) * 100)  # frames of sound the energy may not cut
+        self.vad, self.flags = vad, flags
+        self.chunks: list[Chunk] = []  # settled, in order
+        self._levels = np.zeros(0)
+        self._thresholds: list[float] = []  # per settled block
+        self._runs = np.zeros((0, 2), np.int64)  # closed silent runs, final
+        self._pauses: dict[tuple[int, int], np.ndarray] = {}  # the VAD's pauses in each long stretch of sound
+        self._flagged = 0  # chunks handed out with their flags
+        self._groups = 0  # flag groups handed out
+
+    def feed(self, samples: np.ndarray, available: int, final: bool) -> list[tuple[Chunk, bool]]:
+        self._read_levels(samples, available, final)
+        nb = len(self._levels)
+        known = self._settle_blocks(final)
+        reliable = known if final else max(0, min(known, nb - _EDGE))
+        runs, open_from = self._silences(samples, reliable, final)
+        pos = self.chunks[-1].end if self.chunks else 0
+        n = available if final else 1 << 62  # not final: only cuts no later audio can move are made
+        while n - pos > self.target:
+            hi = (pos + self.most) // FRAME
+            if not final and (reliable * FRAME <= pos + self.most + self.min_tail + FRAME
+                              or hi + round(MIN_SILENCE_S * 100) + 1 > reliable or open_from <= hi):
+                break
+            cut = _next_cut(pos, n, self.target, self.most, self.min_tail, runs, self._quiet)
+            if cut is None:
+                break
+            self.chunks.append(Chunk(len(self.chunks), pos, cut))
+            pos = cut
+        if final:
+            self._last_chunk(available)
+        return self._flag(samples, final)
+
+    def _read_levels(self, samples: np.ndarray, available: int, final: bool) -> None:
+        have = len(self._levels)
+        upto = available if final else available // FRAME * FRAME
+        if upto > have * FRAME:
+            self._levels = np.concatenate([self._levels, frame_levels(samples[have * FRAME:upto])])
+
+    def _settle_blocks(self, final: bool) -> int:
+        """Silence levels for the blocks the audio so far settles; returns the frames they cover. A block is
+        settled once audio follows it; the last one, shorter or not, is judged over the last BLOCK_S of audio."""
+        nb = len(self._levels)
+        while True:
+            a = len(self._thresholds) * _BLOCK
+            if nb > a + _BLOCK:
+                lo, hi = a, a + _BLOCK
+            elif final and (a < nb or a == 0):
+                lo, hi = max(0, nb - _BLOCK), nb
+            else:
+                break
+            self._thresholds.append(silence_threshold(self._levels[lo:hi]))
+        return nb if final else len(self._thresholds) * _BLOCK
+
+    def _threshold(self, a: int, b: int) -> np.ndarray:
+        blocks = np.minimum(np.arange(a, b) // _BLOCK, len(self._thresholds) - 1)
+        return np.asarray(self._thresholds)[blocks]
+
+    def _silences(self, samples: np.ndarray, reliable: int, final: bool) -> tuple[np.ndarray, int]:
+        """All silences up to `reliable` (energy runs, then the VAD's pauses), and where the open stretch of sound
+        at the end begins (past `reliable` when final)."""
+        w0 = int(self._runs[-1, 1]) if len(self._runs) else 0  # a sounding frame: no run is cut in two here
+        new = np.zeros((0, 2), np.int64)
+        if reliable > w0:
+            lo = max(0, w0 - 3)
+            smooth = smooth_levels(self._levels[lo:], round(_SMOOTH_S * 100))[w0 - lo:reliable - lo]
+            new = silent_runs(smooth, self._threshold(w0, reliable), round(MIN_SILENCE_S * 100)) + w0
+        closed = new[new[:, 1] < reliable] if not final else new
+        self._runs = np.concatenate([self._runs, closed])
+        runs = np.concatenate([self._runs, new[len(closed):]])
+        edges = np.concatenate(([0], runs.ravel(), [reliable])).reshape(-1, 2)  # stretches of sound between runs
+        open_from = len(self._levels) + 1 if final else int(edges[-1, 0])
+        if not self.vad:
+            return runs, open_from
+        found = [runs]
+        for g0, g1 in (edges if final else edges[:-1]):
+            if g1 - g0 > self.longest:
+                if (g0, g1) not in self._pauses:
+                    self._pauses[(g0, g1)] = _stretch_pauses(samples, int(g0), int(g1))
+                found.append(self._pauses[(g0, g1)])
+        merged = np.concatenate(found)
+        return merged[np.argsort(merged[:, 0], kind="stable")], open_from
+
+    def _quiet(self, a: int, b: int) -> np.ndarray:
+        """Levels smoothed over 200 ms for frames a..b-1, as over the whole file."""
+        lo, hi = max(0, a - 10), min(len(self._levels), b + 10)
+        return smooth_levels(self._levels[lo:hi], 20)[a - lo:b - lo]
+
+    def _last_chunk(self, n: int) -> None:
+        """The rest of the audio, the last chunk; a sliver of a last chunk joins the one before when that fits."""
+        pos = self.chunks[-1].end if self.chunks else 0
+        if n > pos:
+            self.chunks.append(Chunk(len(self.chunks), pos, n))
+        if (len(self.chunks) > 1 and self.chunks[-1].end - self.chunks[-1].start < self.min_tail
+                and self.chunks[-1].end - self.chunks[-2].start <= self.most):
+            last = self.chunks.pop()
+            self.chunks[-1] = Chunk(last.index - 1, self.chunks[-1].start, last.end)
+
+    def _flag(self, samples: np.ndarray, final: bool) -> list[tuple[Chunk, bool]]:
+        """Speech flags, a group of chunks at a time (FLAG_GROUPS; all that are left when final). A small first
+        group starts the ASR early; larger ones later keep the VAD's batches large (each step of it costs about
+        the same for 8 rows as for 64)."""
+        out = []
+        while self._flagged < len(self.chunks):
+            size = FLAG_GROUPS[min(self._groups, len(FLAG_GROUPS) - 1)]
+            if not final and len(self.chunks) - self._flagged < size:
+                break
+            group = self.chunks[self._flagged:self._flagged + size]
+            flags = speech_flags(samples, group) if self.flags else [True] * len(group)
+            out += zip(group, flags)
+            self._flagged += len(group)
+            self._groups += 1
+        return out
+
+
+def _stretch_pauses(samples: np.ndarray, g0: int, g1: int) -> np.ndarray:
+    """Silero's pauses in speech (frame runs) inside the stretch of sound g0..g1 (frames), one batch of 30 s rows.
+
+    Only inside stretches too long to hold a cut window without a silence (speech over a loud music bed, a noisy
+    street) can a cut window lack one; elsewhere the energy silences are enough, so ordinary recordings never pay
+    for the VAD."""
+    rows = [(a, min(a + _VAD_ROW_FRAMES, g1)) for a in range(g0, g1, _VAD_ROW_FRAMES)]
+    probs = speech_probabilities(samples, [(a * FRAME, b * FRAME) for a, b in rows])
+    found = [np.zeros((0, 2), np.int64)]
     for (a, b), p in zip(rows, probs):
         per_frame = p[np.minimum(np.arange(b - a) * FRAME // VAD_FRAME, len(p) - 1)]
-        pauses = silent_runs(np.where(per_frame < _PAUSE_PROB, -1.0, 1.0), 0.0, round(MIN_SILENCE_S * 100))
-        found.append(pauses + a)
-    merged = np.concatenate(found)
-    return merged[np.argsort(merged[:, 0], kind="stable")]
+        found.append(silent_runs(np.where(per_frame < PAUSE_PROB, -1.0, 1.0), 0.0, round(MIN_SILENCE_S * 100)) + a)
+    return np.concatenate(found)
 
 
 def cut_at(n: int, runs: np.ndarray, quiet: np.ndarray, *, target_s: float, max_s: float) -> list[Chunk]:
@@ -128,7 +252,7 @@ def cut_at(n: int, runs: np.ndarray, quiet: np.ndarray, *, target_s: float, max_
     min_tail = int(min(2.0, target_s / 4) * SAMPLE_RATE)
     cuts, pos = [0], 0
     while n - pos > target:
-        cut = _next_cut(pos, n, target, most, min_tail, runs, quiet)
+        cut = _next_cut(pos, n, target, most, min_tail, runs, lambda a, b: quiet[a:b])
         if cut is None:
             break
         cuts.append(cut)
@@ -139,9 +263,9 @@ def cut_at(n: int, runs: np.ndarray, quiet: np.ndarray, *, target_s: float, max_
     return [Chunk(i, a, b) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
 
 
-def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.ndarray,
-              quiet: np.ndarray) -> int | None:
-    """The next cut in samples after `pos`, or None to keep everything up to `n` as the last chunk."""
+def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.ndarray, quiet) -> int | None:
+    """The next cut in samples after `pos`, or None to keep everything up to `n` as the last chunk; `quiet(a, b)`
+    gives the 200 ms-smoothed levels of frames a..b-1."""
     hi = min(pos + most, n - min_tail) // FRAME  # frames; a cut at frame f is at sample f * FRAME
     lo = (pos + int(_EARLY_FRACTION * target)) // FRAME
     early = (pos + max(min_tail, FRAME)) // FRAME
@@ -167,33 +291,11 @@ def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.
     # Through sound: the quietest 200 ms (to 1 dB), the latest of equals, so that as few cuts as possible go
     # through sound.
     first = max(lo, early)
-    window = np.round(quiet[first:hi + 1])
+    window = np.round(quiet(first, hi + 1))
     return (first + int(np.flatnonzero(window == window.min())[-1])) * FRAME
 
 
 # ---- speech or not: silero VAD on the chunks energy cannot rule out -------------------------------------------
-
-VAD_FRAME = 512  # silero's window at 16 kHz (32 ms)
-VAD_CONTEXT = 64  # samples of the previous window silero sees in front of each one
-_SPEECH_PROB = 0.5
-_PAUSE_PROB = 0.35  # below this a window is a pause in speech (silero's own default for leaving speech)
-_VAD_ROW_FRAMES = 3000  # long stretches go to the VAD as a batch of 30 s rows
-_SPEECH_NEEDED_S = 0.4  # this much uninterrupted speech makes a speech chunk (music rarely holds it that long)
-_ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (or hiss) without asking the VAD
-
-
-@lru_cache(maxsize=1)
-def load_vad():
-    """The silero VAD network (bundled in the silero-vad wheel, no download), loaded once."""
-    import torch
-
-    threads = torch.get_num_threads()
-    from silero_vad import load_silero_vad  # importing it sets torch to one thread; undo that
-
-    model = load_silero_vad()
-    torch.set_num_threads(threads)
-    return model._model  # the 16 kHz network: (context + window, state) -> (probability, state)
-
 
 def speech_flags(samples: np.ndarray, chunks: list[Chunk]) -> list[bool]:
     """Whether each chunk holds speech at all; silent/noise/music-only chunks are skipped by the pipeline."""
@@ -205,89 +307,6 @@ def speech_flags(samples: np.ndarray, chunks: list[Chunk]) -> list[bool]:
         if len(loud):  # hand the VAD only the stretch between the first and the last sound
             todo.append((i, c.start + loud[0] * FRAME, c.start + (loud[-1] + 1) * FRAME))
     if todo:
-        for i, heard in zip([t[0] for t in todo], _vad_any_speech(samples, [(a, b) for _, a, b in todo])):
+        for i, heard in zip([t[0] for t in todo], any_speech(samples, [(a, b) for _, a, b in todo])):
             flags[i] = heard
     return flags
-
-
-def _vad_any_speech(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[bool]:
-    """Silero over all spans as one batch; a span leaves the batch as soon as it is decided either way."""
-    import torch
-
-    with _threads(1), torch.inference_mode():
-        return _listen(load_vad(), np.asarray(samples, dtype=np.float32), spans)
-
-
-@contextmanager
-def _threads(n: int):
-    """Run torch with n threads, then restore the caller's setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _vad_threads(rows: int) -> int:
-    """Small batches (a few 32 ms windows a step) run best on one thread, where more only spin and contend;
-    a batch of an hour's rows goes 2.2x faster on 8 (3.0 -> 1.4 s per hour, bench/bench_audio.py)."""
-    import torch
-
-    return 1 if rows < 32 else max(1, min(8, torch.get_num_threads()))
-
-
-def _vad_probabilities(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Silero's speech probability for every 32 ms window of each span, all spans as one batch."""
-    import torch
-
-    net = load_vad()
-    audio = np.asarray(samples, dtype=np.float32)
-    steps = max(-(-(b - a) // VAD_FRAME) for a, b in spans)
-    pos = np.array([a for a, _ in spans], np.int64)
-    ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
-    state = torch.zeros(2, len(spans), 128)
-    context = torch.zeros(len(spans), VAD_CONTEXT)
-    out = np.zeros((len(spans), steps), np.float32)
-    with _threads(_vad_threads(len(spans))), torch.inference_mode():
-        for step in range(steps):
-            frame = torch.from_numpy(_windows(audio, pos + step * VAD_FRAME, ends))
-            prob, state = net(torch.cat([context, frame], dim=1), state)
-            context = frame[:, -VAD_CONTEXT:]
-            out[:, step] = prob[:, 0].numpy()
-    return [row[: -(-(b - a) // VAD_FRAME)] for row, (a, b) in zip(out, spans)]
-
-
-def _windows(audio: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """One 512-sample window per row from `starts`, zero past each row's end."""
-    at = starts[:, None] + np.arange(VAD_FRAME)
-    return np.where(at < ends[:, None], audio[np.minimum(at, len(audio) - 1)], 0.0).astype(np.float32)
-
-
-def _listen(net, audio: np.ndarray, spans: list[tuple[int, int]]) -> list[bool]:
-    import torch
-
-    need = max(1, round(_SPEECH_NEEDED_S * SAMPLE_RATE / VAD_FRAME))
-    pos = np.array([a for a, _ in spans], np.int64)
-    ends = np.array([min(b, len(audio)) for _, b in spans], np.int64)
-    run = np.zeros(len(spans), np.int64)  # consecutive speech windows, silero's hysteresis: in at 0.5, out at 0.35
-    heard = np.zeros(len(spans), bool)
-    live = np.arange(len(spans))  # the spans still being listened to
-    state = torch.zeros(2, len(live), 128)
-    context = torch.zeros(len(live), VAD_CONTEXT)
-    while len(live):
-        frame = torch.from_numpy(_windows(audio, pos[live], ends[live]))
-        prob, state = net(torch.cat([context, frame], dim=1), state)
-        context = frame[:, -VAD_CONTEXT:]
-        p = prob[:, 0].numpy()
-        speaking = (p > _SPEECH_PROB) | ((run[live] > 0) & (p > _PAUSE_PROB))
-        run[live] = np.where(speaking, run[live] + 1, 0)
-        heard[live] |= run[live] >= need
-        pos[live] += VAD_FRAME
-        keep = np.flatnonzero(~heard[live] & (pos[live] < ends[live]))
-        if len(keep) < len(live):
-            live = live[keep]
-            state, context = state[:, keep], context[keep]
-    return heard.tolist()

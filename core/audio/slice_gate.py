@@ -35,19 +35,26 @@ class FairGate:
             self._left.pop(job, None)
             self._cv.notify_all()
 
-    def acquire(self, job: int) -> None:
+    def acquire(self, job: int) -> bool:
+        """Wait for a place for `job`'s next slice; False (and no place taken) once the file has left."""
         with self._cv:
             self._waiting.add(job)
             try:
-                while not (self.busy < self.size and min(self._waiting, key=lambda j: (self._left[j], j)) == job):
+                while job in self._left and not (
+                        self.busy < self.size
+                        and min((j for j in self._waiting if j in self._left), key=lambda j: (self._left[j], j)) == job):
                     self._cv.wait()
             finally:
                 self._waiting.discard(job)
+            if job not in self._left:
+                return False
             self.busy += 1
+            return True
 
     def sent(self, job: int, samples: int) -> None:
         with self._cv:
-            self._left[job] -= samples
+            if job in self._left:
+                self._left[job] -= samples
             self._cv.notify_all()
 
     def release(self) -> None:

@@ -43,19 +43,34 @@ class Admission:
 
 
 class EngineJob:
-    """One caller's items inside an engine; `wait` returns their results in the caller's order."""
+    """One caller's items inside an engine; `wait` returns their results in the caller's order.
 
-    def __init__(self, engine: Engine, items: list, on_result) -> None:
-        self.engine, self.items, self.on_result = engine, items, on_result
-        self.results: list = [None] * len(items)
-        self.pending: deque[int] = deque(range(len(items)))
+    A job may stay open while its items are still being made (`Engine.open`): `add` queues more, and `wait` returns
+    once the job is closed and every item is done. Items added are admitted at once, beside other jobs' items."""
+
+    def __init__(self, engine: Engine, on_result) -> None:
+        self.engine, self.on_result = engine, on_result
+        self.items: list = []
+        self.results: list = []
+        self.pending: deque[int] = deque()
         self.done = 0
         self.error: BaseException | None = None
         self.cancelled = False
+        self.closed = False
 
     @property
     def over(self) -> bool:
-        return self.cancelled or self.error is not None or self.done == len(self.items)
+        return self.cancelled or self.error is not None or (self.closed and self.done == len(self.items))
+
+    def add(self, items: list) -> None:
+        """Queue more items (they take the indices after the ones already added)."""
+        self.engine._add(self, list(items))
+
+    def close(self) -> None:
+        """No more items will be added; `wait` returns once the ones added are done."""
+        with self.engine.cv:
+            self.closed = True
+            self.engine.cv.notify_all()
 
     def wait(self, progress: Progress = no_progress, stage: str = "model") -> list:
         """Block until every item is done, reporting (stage, done, total); if `progress` raises (a cancelled
@@ -101,18 +116,52 @@ class Engine:
             return []
         return self.submit(items, on_result).wait(progress, stage)
 
+    def run_groups(self, groups, progress: Progress = no_progress, stage: str = "model", on_result=None) -> list:
+        """`run` over items that arrive in groups (an iterable, read in this thread; each group goes in as soon as
+        it is read): results in the order of all groups' items put together."""
+        job = self.open(on_result)
+        try:
+            for items in groups:
+                job.add(items)
+                progress(stage, job.done, len(job.items))  # the total grows; a cancel is seen between groups
+            job.close()
+        except BaseException:
+            job.cancel()
+            raise
+        return job.wait(progress, stage)
+
     def submit(self, items: list, on_result=None) -> EngineJob:
-        job = EngineJob(self, list(items), on_result)
+        job = self.open(on_result)
+        job.add(items)
+        job.close()
+        return job
+
+    def open(self, on_result=None) -> EngineJob:
+        """A job that takes items with `add` until `close`."""
+        job = EngineJob(self, on_result)
         with self.cv:
             if self._closed:
                 raise ModelError(f"the {self.name} is shut down")
-            if job.items:
+        return job
+
+    def _add(self, job: EngineJob, items: list) -> None:
+        with self.cv:
+            if self._closed:
+                raise ModelError(f"the {self.name} is shut down")
+            if job.over or job.closed or not items:
+                if job.closed and items:
+                    raise RuntimeError("items added to a closed engine job")
+                return
+            first = len(job.items)
+            job.items += items
+            job.results += [None] * len(items)
+            job.pending.extend(range(first, first + len(items)))
+            if job not in self._ring:
                 self._ring.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"engine-{self.name}", daemon=True)
                 self._thread.start()
             self.cv.notify_all()
-        return job
 
     def queued(self) -> int:
         """Items waiting to be admitted, all jobs together."""

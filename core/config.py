@@ -41,9 +41,9 @@ class Config:
     # memory; more queue on the CPU side, one per job per turn. An hour is about 120 chunks.
     engine_max_chunks: int = 512
     align_batch_size: int = 0  # 0 = auto: 32 on a GPU with 40 GiB or more, else 8
-    # Align finished chunks while the rest are still being transcribed. Off: with vLLM every chunk finishes at about
-    # the same time, so it only competed for the CPU (bench/RESULTS.md, run 5).
-    overlap_align: bool = False
+    # Align finished chunks while the rest are still being transcribed. On since the pipeline streams: chunks now
+    # reach the ASR, and come back, over time (bench/RESULTS.md, run 19: 3.54 s an hour against 3.98 s without).
+    overlap_align: bool = True
 
     # Decoding: long files are decoded in time slices by this many processes (0 = one per core, at most 16).
     decode_workers: int = 0

@@ -158,11 +158,11 @@ class FailingASR:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def transcribe(self, *args, **kwargs):
+    def transcribe_groups(self, *args, **kwargs):
         error, self.error = self.error, None
         if error is not None:
             raise error
-        return self.inner.transcribe(*args, **kwargs)
+        return self.inner.transcribe_groups(*args, **kwargs)
 
 
 def test_gpu_out_of_memory_asks_for_a_fresh_worker(pipeline, media, speech):

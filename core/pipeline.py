@@ -113,7 +113,6 @@ class Pipeline:
         with open_source(source, config=self.config, filename=filename, progress=progress,
                          allow_local=allow_local) as path:
             timer.timings["fetch"] = round(time.perf_counter() - t0, 4)
-            progress("decode", 0, 1)
             try:
                 with self.decoder.stream(path, max_duration_s=self.config.max_duration_s) as audio:
                     transcript = self._transcribe(audio, options, progress, timer, on_audio)
@@ -169,6 +168,9 @@ class Pipeline:
         def groups():
             nonlocal chunk_s, decoded
             for available, final in audio:
+                if audio.decoding:  # seconds of audio decoded (also where a cancel is seen while chunks go in)
+                    seconds = round(available / SAMPLE_RATE)
+                    progress("decode", seconds, max(seconds, round(audio.expected / SAMPLE_RATE)))
                 if final and len(audio.samples) / SAMPLE_RATE > cfg.max_duration_s:
                     raise too_long(len(audio.samples) / SAMPLE_RATE, cfg.max_duration_s)
                 t = time.perf_counter()
@@ -176,10 +178,9 @@ class Pipeline:
                 chunk_s += time.perf_counter() - t
                 if final:
                     decoded = time.perf_counter() - t0 - chunk_s
-                    if not isinstance(audio, InMemory):
+                    if audio.decoding:
                         timer.timings["decode"] = round(decoded, 4)
                     timer.timings["chunk"] = round(chunk_s, 4)
-                    progress("decode", 1, 1)
                     progress("chunk", 1, 1)
                     if on_audio is not None:
                         on_audio(audio.samples)
@@ -268,6 +269,8 @@ class Pipeline:
 
 class InMemory:
     """Samples already decoded, in the form `Pipeline._transcribe` reads a decoding file in: all at once."""
+
+    decoding = False
 
     def __init__(self, samples) -> None:
         self.samples = samples

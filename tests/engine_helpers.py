@@ -47,3 +47,47 @@ class Stop(BaseException):
 def stop_after_first(stage, done, total) -> None:
     if done >= 1:
         raise Stop
+
+
+class Stepper:
+    """Each item is a number n: it finishes n steps after it went in, with the answer n * 10 (or raises at 'boom')."""
+
+    def __init__(self) -> None:
+        self.left: dict[int, int] = {}
+        self.items: dict[int, int] = {}
+        self.started: list[list[int]] = []
+        self.aborted: list[int] = []
+        self.most = 0
+        self.next_key = 0
+        self.lock = threading.Lock()
+
+    def start(self, items):
+        if "boom" in items:
+            raise RuntimeError("boom")
+        keys = []
+        with self.lock:
+            for n in items:
+                self.next_key += 1
+                self.left[self.next_key], self.items[self.next_key] = n, n
+                keys.append(self.next_key)
+            self.started.append(list(items))
+            self.most = max(self.most, len(self.left))
+        return keys
+
+    def step(self, block):
+        time.sleep(0.002)
+        with self.lock:
+            done = []
+            for k in list(self.left):
+                self.left[k] -= 1
+                if self.left[k] <= 0:
+                    del self.left[k]
+                    done.append((k, self.items.pop(k) * 10))
+            return done
+
+    def abort(self, keys):
+        with self.lock:
+            for k in keys:
+                self.aborted.append(k)
+                self.left.pop(k, None)
+                self.items.pop(k, None)

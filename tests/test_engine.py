@@ -18,7 +18,7 @@ from audio_helpers import make_podcast
 from core.models.engine import StreamEngine
 from core.remote.schema import parse_progress
 from core.types import AsrRequest
-from engine_helpers import Held, Stop, stop_after_first
+from engine_helpers import Held, Stepper, Stop, stop_after_first
 from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
 from runpod_worker.handler import Worker
 from worker_helpers import assert_transcript, media, pipeline, speech  # noqa: F401 (fixtures)
@@ -177,50 +177,6 @@ def test_a_job_cancelled_mid_batch_leaves_its_batch_mates_as_they_are_alone(pipe
 
 
 # -- the streaming engine, with a small stepping model ----------------------------------------------------------
-
-class Stepper:
-    """Each item is a number n: it finishes n steps after it went in, with the answer n * 10 (or raises at 'boom')."""
-
-    def __init__(self) -> None:
-        self.left: dict[int, int] = {}
-        self.items: dict[int, int] = {}
-        self.started: list[list[int]] = []
-        self.aborted: list[int] = []
-        self.most = 0
-        self.next_key = 0
-        self.lock = threading.Lock()
-
-    def start(self, items):
-        if "boom" in items:
-            raise RuntimeError("boom")
-        keys = []
-        with self.lock:
-            for n in items:
-                self.next_key += 1
-                self.left[self.next_key], self.items[self.next_key] = n, n
-                keys.append(self.next_key)
-            self.started.append(list(items))
-            self.most = max(self.most, len(self.left))
-        return keys
-
-    def step(self, block):
-        time.sleep(0.002)
-        with self.lock:
-            done = []
-            for k in list(self.left):
-                self.left[k] -= 1
-                if self.left[k] <= 0:
-                    del self.left[k]
-                    done.append((k, self.items.pop(k) * 10))
-            return done
-
-    def abort(self, keys):
-        with self.lock:
-            for k in keys:
-                self.aborted.append(k)
-                self.left.pop(k, None)
-                self.items.pop(k, None)
-
 
 def test_stream_engine_bounds_what_the_model_holds_and_takes_turns():
     model = Stepper()

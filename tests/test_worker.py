@@ -319,5 +319,9 @@ def test_progress_messages_are_the_ones_the_readme_lists(pipeline, media):
     assert "error" not in out, out
     stages = list(dict.fromkeys(m.split()[0] for m in sent))
     assert stages == list(dict.fromkeys(documented)), (stages, documented)
-    for message in re.findall(r"`((?:decode|chunk|merge) \d+/\d+)`", bullet):
+    for message in re.findall(r"`((?:chunk|merge) \d+/\d+)`", bullet):
         assert message in sent, (message, sent)
+    decoded = [m for m in sent if m.startswith("decode ")]  # seconds decoded, of the declared length
+    assert decoded and all(re.fullmatch(r"decode \d+/\d+", m) for m in decoded)
+    done, total = decoded[-1].split()[1].split("/")
+    assert done == total != "0"

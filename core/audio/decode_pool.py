@@ -104,9 +104,12 @@ class DecodeStream:
     `final` True and `samples` is then exactly the file's audio. Use as a context manager: leaving it early (an
     error, a cancelled job) stops the slices not yet sent and removes the scratch file."""
 
+    decoding = True  # (`core.pipeline.InMemory` reads the same way, with samples already decoded)
+
     def __init__(self, pool: DecodePool, path: Path, max_duration_s: float | None) -> None:
         self.pool, self.path, self.max_duration_s = pool, path, max_duration_s
         self.samples = np.zeros(0, np.float32)
+        self.expected = 0  # samples the file should hold (from its header while decoding; exact at the end)
         self._futures: list[Future] = []
         self._cv = threading.Condition()
         self._sender: threading.Thread | None = None
@@ -130,9 +133,11 @@ class DecodeStream:
                 log.info("decoding serially: %s", e)
         if plan is None:
             self.samples = audio.decode_audio(self.path, max_duration_s=self.max_duration_s)
+            self.expected = len(self.samples)
             yield len(self.samples), True
             return
         slices, total = plan
+        self.expected = total
         self._out_path = slices[0].out_path
         handed = 0
         try:
@@ -150,6 +155,7 @@ class DecodeStream:
                         if a + n < 0.9 * total:
                             raise Irregular("the stream ended early")
                         self.samples = self.samples[:a + n]
+                        self.expected = a + n
                         yield a + n, True
                         return
                     handed = a + n
@@ -164,7 +170,7 @@ class DecodeStream:
             serial = audio.decode_audio(self.path, max_duration_s=self.max_duration_s)
             if len(serial) < handed or not np.array_equal(serial[:handed], self.samples[:handed]):
                 raise SamplesChanged(serial) from None
-            self.samples = serial
+            self.samples, self.expected = serial, len(serial)
             yield len(serial), True
 
     def _send(self, slices, total: int) -> None:

@@ -118,12 +118,13 @@ class Engine:
 
     def run_groups(self, groups, progress: Progress = no_progress, stage: str = "model", on_result=None) -> list:
         """`run` over items that arrive in groups (an iterable, read in this thread; each group goes in as soon as
-        it is read): results in the order of all groups' items put together."""
+        it is read): results in the order of all groups' items put together. Progress is reported once every group
+        is in (the total is known then); while they arrive, the iterable is where a cancel is seen (the pipeline's
+        reports the decoding), and whatever it raises drops the job."""
         job = self.open(on_result)
         try:
             for items in groups:
                 job.add(items)
-                progress(stage, job.done, len(job.items))  # the total grows; a cancel is seen between groups
             job.close()
         except BaseException:
             job.cancel()
@@ -148,9 +149,9 @@ class Engine:
         with self.cv:
             if self._closed:
                 raise ModelError(f"the {self.name} is shut down")
-            if job.over or job.closed or not items:
-                if job.closed and items:
-                    raise RuntimeError("items added to a closed engine job")
+            if job.closed:
+                raise RuntimeError("items added to a closed engine job")
+            if job.over or not items:  # cancelled or failed meanwhile: nothing more goes in
                 return
             first = len(job.items)
             job.items += items

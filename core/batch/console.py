@@ -102,7 +102,7 @@ class SingleBars(_Printer):
         with self.lock:
             if stage != self.current:
                 self._close_bar()
-                unit, scale = ("B", True) if stage == "download" else ("it", False)
+                unit, scale = {"download": ("B", True), "decode": ("s", False)}.get(stage, ("it", False))
                 self.bar = tqdm(total=total, desc=f"{stage:>10}", unit=unit, unit_scale=scale, leave=False,
                                 file=sys.stderr)
                 self.current = stage

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.audio import chunking, vad  # noqa: E402
 from core.audio.decode import decode_audio  # noqa: E402
-from core.audio.chunking import FRAME, cut_at, frame_levels, plan_chunks, speech_flags  # noqa: E402
+from core.audio.chunking import FRAME, cut_at, frame_levels, plan_chunks  # noqa: E402
+from core.audio.speech_check import speech_flags  # noqa: E402
 from core.types import SAMPLE_RATE, Chunk  # noqa: E402
 
 FORMATS = {"mp3": (44100, 128_000), "m4a": (48000, 128_000), "ogg": (48000, 64_000)}

@@ -26,8 +26,11 @@ import threading
 import time
 from pathlib import Path
 
+from core.asr.vllm_backend import NO_COMPILE
+
 SMALL_GRAPHS = {"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256]}
-NO_COMPILE_GRAPHS = {"mode": 0, "cudagraph_mode": "FULL_DECODE_ONLY"}  # the product default since run 12
+NO_COMPILE_GRAPHS = dict(NO_COMPILE)  # the product default since run 12 (its capture sizes since run 21)
+ALL_SIZES = {k: v for k, v in NO_COMPILE.items() if k != "cudagraph_capture_sizes"}  # vLLM's 51 sizes (runs 12-20)
 COMPILE = {"VLLM_COMPILE": "1"}  # vLLM's own default, torch.compile
 # mode -> (cache directory key, extra vllm.LLM keywords, extra environment)
 MODES: dict[str, tuple[str, dict, dict]] = {
@@ -42,6 +45,7 @@ MODES: dict[str, tuple[str, dict, dict]] = {
     # CUDA graphs for decoding without torch.compile: no compile step at all (vLLM's CompilationMode.NONE)
     "graphs-nocompile": ("nocompile", {"compilation_config": NO_COMPILE_GRAPHS}, {}),
     "graphs-nocompile-cached": ("nocompile", {"compilation_config": NO_COMPILE_GRAPHS}, {}),
+    "graphs-allsizes-cached": ("nocompile", {"compilation_config": ALL_SIZES}, {}),
     "graphs-nocompile-inproc": ("nocompile", {"compilation_config": NO_COMPILE_GRAPHS},
                                 {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}),
     "eager-parallel": ("eager", {"enforce_eager": True}, {}),

@@ -127,7 +127,8 @@ class Memo:
 
 def chunk_spans(samples: np.ndarray) -> list[tuple[float, float]]:
     """The voiced chunks as the pipeline plans them: what `Pipeline._diarize` uses when a chunk has no word times."""
-    from core.audio.chunking import plan_chunks, speech_flags
+    from core.audio.chunking import plan_chunks
+    from core.audio.speech_check import speech_flags
 
     chunks = plan_chunks(samples, target_s=30.0, max_s=60.0)
     return [(c.offset, c.offset + c.duration) for c, v in zip(chunks, speech_flags(samples, chunks)) if v]

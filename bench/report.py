@@ -32,7 +32,8 @@ def cpu_stages(path: Path, chunk_s: float) -> dict[str, float]:
         pool.close()
     out["audio_s"] = len(samples) / SAMPLE_RATE
     try:
-        from core.audio.chunking import plan_chunks, speech_flags
+        from core.audio.chunking import plan_chunks
+        from core.audio.speech_check import speech_flags
 
         t0 = time.perf_counter()
         chunks = plan_chunks(samples, target_s=chunk_s, max_s=max(chunk_s, 60.0))
@@ -176,6 +177,8 @@ def summary(results: dict) -> str:
                 rows.append([f"  stage {k}", fmt_s(st[k]) + " s", note, ""])
         if "align_busy" in st:
             rows.append(["  aligner busy in all", fmt_s(st["align_busy"]) + " s", "mostly during the ASR", ""])
+        if "speech_busy" in st:
+            rows.append(["  speech check (VAD) busy", fmt_s(st["speech_busy"]) + " s", "beside the ASR", ""])
         rows.append(["time to first result", fmt_s(best.get("first_result_s")) + " s", "", ""])
         stats = best.get("asr_stats") or {}
         if stats.get("generated_tokens") and st.get("transcribe"):

@@ -15,6 +15,7 @@ from core.align.stream import AlignStream
 from core.audio.chunking import ChunkPlanner
 from core.audio.decode import too_long
 from core.audio.decode_pool import DecodePool, SamplesChanged, default_workers
+from core.audio.speech_check import SpeechCheck
 from core.config import Config, get_config
 from core.diarize.names import number_speakers
 from core.errors import InputError, JobCancelled
@@ -151,10 +152,12 @@ class Pipeline:
                     on_audio) -> Transcript:
         """The stages after decoding, over `audio`: (available, final) pairs as it decodes, then `audio.samples`.
 
-        Chunks are cut as the audio arrives and each group of them goes into the ASR at once; with overlap, each
-        chunk is aligned as soon as its text is back. Stage times: `decode` until the last samples arrived (less
-        the chunking done meanwhile), `chunk` all the chunking, `transcribe` the ASR after that, `align` the
-        alignment after that; `first_chunk` is when the first chunks went into the ASR."""
+        Chunks are cut as the audio arrives and each group of them goes into the ASR at once, while
+        `SpeechCheck` finds on its own thread which of them hold speech (the text of the others is dropped at the
+        end); with overlap, each chunk is aligned as soon as its text is back. Stage times: `decode` until the last
+        samples arrived (less the chunking done meanwhile), `chunk` all the chunking, `transcribe` the ASR after
+        that, `align` the alignment after that; `first_chunk` is when the first chunks went into the ASR,
+        `speech_busy` the speech check's own time beside them."""
         cfg = self.config
         target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
         planner = ChunkPlanner(target_s=target, max_s=max(target, cfg.chunk_max_s))
@@ -163,6 +166,7 @@ class Pipeline:
         warnings: list[str] = []
         overlap = options.word_timestamps and self.aligner is not None and cfg.overlap_align
         stream = self._align_stream() if overlap else None  # alignment while the ASR still runs
+        check = SpeechCheck()
         t0, chunk_s, decoded = time.perf_counter(), 0.0, 0.0
 
         def groups():
@@ -174,7 +178,7 @@ class Pipeline:
                 if final and len(audio.samples) / SAMPLE_RATE > cfg.max_duration_s:
                     raise too_long(len(audio.samples) / SAMPLE_RATE, cfg.max_duration_s)
                 t = time.perf_counter()
-                new = [c for c, speech in planner.feed(audio.samples, available, final) if speech]
+                new = check.add(audio.samples, planner.feed(audio.samples, available, final), final)
                 chunk_s += time.perf_counter() - t
                 if final:
                     decoded = time.perf_counter() - t0 - chunk_s
@@ -191,25 +195,33 @@ class Pipeline:
                     requests.extend(group)
                     yield group
 
+        def align_now(i: int, result: ChunkText) -> None:  # not a chunk already found to hold no speech
+            if check.heard(spoken[i].index) is not False:
+                stream.add(spoken[i], result, requests[i].audio)
+
         try:
-            results = self.asr.transcribe_groups(
-                groups(), progress,
-                on_result=(lambda i, r: stream.add(spoken[i], r, requests[i].audio)) if stream is not None else None)
-            timer.timings["transcribe"] = round(time.perf_counter() - t0 - decoded - chunk_s, 4)
+            results = self.asr.transcribe_groups(groups(), progress,
+                                                 on_result=align_now if stream is not None else None)
             samples, chunks = audio.samples, planner.chunks
+            heard = check.flags(len(chunks))
+            timer.timings["transcribe"] = round(time.perf_counter() - t0 - decoded - chunk_s, 4)
+            timer.timings["speech_busy"] = round(check.busy_s, 4)
             texts: list[ChunkText | None] = [None] * len(chunks)
             for c, r in zip(spoken, results):
-                texts[c.index] = r
-            if any(r.truncated for r in results):
+                if heard[c.index]:  # the text of music or noise is dropped
+                    texts[c.index] = r
+            if any(t.truncated for t in texts if t is not None):
                 warnings.append("some chunks hit the generation limit or a repetition loop; their text was cut")
 
             words = [None] * len(chunks)
             if options.word_timestamps:
                 with timer.stage("align"):  # with overlap: only the part left once the ASR is done
                     words = self._align(samples, chunks, texts, warnings, progress, stream)
+                words = [w if t is not None else None for w, t in zip(words, texts)]
                 if stream is not None:
                     timer.timings["align_busy"] = round(stream.busy_s, 4)
         finally:
+            check.close()
             if stream is not None:
                 stream.stop()
 

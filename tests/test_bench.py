@@ -46,7 +46,8 @@ def test_mp3_segments_join_into_one_decodable_file(tmp_path):
 
 
 def test_synthetic_talk_counts_as_speech_for_the_pipeline(tmp_path):
-    from core.audio.chunking import plan_chunks, speech_flags
+    from core.audio.chunking import plan_chunks
+    from core.audio.speech_check import speech_flags
 
     audio = synth.synth_speech(90.0, seed=5)
     chunks = plan_chunks(audio, target_s=30.0, max_s=60.0)

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio_helpers import SR, espeak, music, noise, podcast_samples, silence, tone, tones_with_silences
-from core.audio.chunking import FRAME, plan_chunks, speech_flags
+from core.audio.chunking import FRAME, plan_chunks
+from core.audio.speech_check import speech_flags
 from core.types import Chunk
 
 

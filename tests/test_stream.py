@@ -13,12 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from audio_helpers import make_podcast, music, podcast_samples
-from core.audio.chunking import FLAG_GROUPS, ChunkPlanner
+from audio_helpers import make_podcast, music, noise, podcast_samples
+from core.audio.chunking import ChunkPlanner, plan_chunks
 from core.audio.decode import decode_audio
 from core.audio.decode_pool import DecodePool
+from core.audio.speech_check import SpeechCheck
 from core.models.engine import StreamEngine
 from core.output.transcript_json import transcript_to_dict
+from core.types import Chunk
 from engine_helpers import Stepper, Stop
 from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
 from worker_helpers import pipeline, variant  # noqa: F401 (fixtures)
@@ -28,40 +30,65 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def long_audio() -> np.ndarray:
-    """14 minutes of speech with a loud music bed from minute 4 to 9 (stretches energy cannot cut: the VAD's)."""
+    """14 minutes of speech with a loud music bed from minute 4 to 9 (stretches energy cannot cut: the VAD's), then
+    music alone from 10:00 to 11:30 and digital silence from 12:00 to 13:00."""
     speech = podcast_samples(14, seed=5).samples
     bed = music(len(speech) / SR, seed=6, amplitude=0.3)[:len(speech)]
     out = speech.copy()
     out[240 * SR:540 * SR] += bed[240 * SR:540 * SR]
+    out[600 * SR:690 * SR] = bed[600 * SR:690 * SR]
+    out[720 * SR:780 * SR] = 0.0
     return out
 
 
-def feed_in_steps(samples: np.ndarray, seed: int) -> tuple[list, int]:
-    """The planner fed in random steps (any sample count); returns its (chunk, flag) pairs and how many it gave
-    before the last step."""
+def feed_in_steps(samples: np.ndarray, seed: int) -> tuple[list[Chunk], list[Chunk], list[bool], int]:
+    """The planner and the speech check fed in random steps (any sample count); returns the chunks, the sounding
+    ones (what the ASR gets), every chunk's speech flag and how many chunks came out before the last step."""
     rng = np.random.default_rng(seed)
-    planner = ChunkPlanner(target_s=30, max_s=40)
-    out, available, early = [], 0, 0
+    planner, check = ChunkPlanner(target_s=30, max_s=40), SpeechCheck()
+    chunks, sounding, available, early = [], [], 0, 0
     while available < len(samples):
         available = min(len(samples), available + int(rng.integers(1, 150 * SR)))
         final = available == len(samples)
         got = planner.feed(samples, available, final)
         early += 0 if final else len(got)
-        out += got
-    return out, early
+        chunks += got
+        sounding += check.add(samples, got, final)
+    return chunks, sounding, check.flags(len(chunks)), early
+
+
+def spans(chunks: list[Chunk]) -> list[tuple[int, int, int]]:
+    return [(c.index, c.start, c.end) for c in chunks]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_the_planner_fed_in_steps_cuts_and_flags_as_when_fed_at_once(long_audio, seed):
+def test_the_planner_and_speech_check_fed_in_steps_give_what_the_whole_audio_gives(long_audio, seed):
     at_once = ChunkPlanner(target_s=30, max_s=40).feed(long_audio, len(long_audio), True)
-    stepped, early = feed_in_steps(long_audio, seed)
-    assert [(c.index, c.start, c.end, f) for c, f in stepped] == [(c.index, c.start, c.end, f) for c, f in at_once]
-    assert early >= FLAG_GROUPS[0]  # the first group of chunks was out before the audio was all there
+    check = SpeechCheck()
+    sounding_at_once = check.add(long_audio, at_once, True)
+    flags_at_once = check.flags(len(at_once))
+    chunks, sounding, flags, early = feed_in_steps(long_audio, seed)
+    assert spans(chunks) == spans(at_once) and spans(sounding) == spans(sounding_at_once)
+    assert flags == flags_at_once
+    assert early >= 10  # chunks came out before the audio was all there
+
+
+def test_music_and_silence_hold_no_speech_and_silence_is_not_even_sent(long_audio):
+    chunks, sounding, flags, _ = feed_in_steps(long_audio, seed=2)
+    inside = lambda c, a, b: a * SR <= c.start and c.end <= b * SR  # noqa: E731
+    music_only = [c for c in chunks if inside(c, 600, 690)]
+    quiet = [c for c in chunks if inside(c, 720, 780)]
+    talk = [c for c in chunks if inside(c, 0, 240) or inside(c, 540, 600)]
+    assert music_only and quiet and len(talk) >= 8
+    assert not any(flags[c.index] for c in music_only + quiet)
+    assert all(flags[c.index] for c in talk)
+    assert all(flags[c.index] for c in chunks if inside(c, 240, 540))  # speech over the music bed
+    sent = {c.index for c in sounding}
+    assert all(c.index in sent for c in music_only) and not any(c.index in sent for c in quiet)
 
 
 def test_chunks_tile_the_audio_whatever_the_steps(long_audio):
-    stepped, _ = feed_in_steps(long_audio[: 7 * 60 * SR + 12345], seed=3)
-    chunks = [c for c, _ in stepped]
+    chunks, _, _, _ = feed_in_steps(long_audio[: 7 * 60 * SR + 12345], seed=3)
     assert chunks[0].start == 0 and chunks[-1].end == 7 * 60 * SR + 12345
     assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
     assert max(c.end - c.start for c in chunks) <= 40 * SR
@@ -158,7 +185,7 @@ class Heard:
                 yield group
 
         def heard(i, result):
-            self.events.append(("text", i))
+            self.events.append(("text", i, result.text))
             if on_result is not None:
                 on_result(i, result)
 
@@ -187,3 +214,25 @@ def test_a_file_streamed_through_the_pipeline_gives_the_in_memory_transcript(pip
     assert len(decoding) > 3 and decoding[-1][1] == decoding[-1][2] and decoding[0][1] < decoding[0][2]
     assert any(e[0] == "group" for e in asr.events[:last_decode])
     assert 0 < live.timings["first_chunk"] < live.timings["total"]
+
+
+def test_the_asr_hears_a_noise_chunk_but_its_text_is_dropped(pipeline):
+    talk = podcast_samples(3, seed=11).samples
+    x = np.concatenate([talk, noise(100, level_db=-20, seed=3), talk[:120 * SR]])  # loud: only the VAD can tell
+    asr = Heard(pipeline.asr)
+    tried = variant(pipeline, asr=asr)
+    try:
+        transcript = tried.transcribe_audio(x, {"word_timestamps": True})
+    finally:
+        tried.close()
+    cfg = pipeline.config
+    chunks = plan_chunks(x, target_s=cfg.chunk_target_s, max_s=cfg.chunk_max_s)
+    hiss = [c for c in chunks if len(talk) <= c.start and c.end <= len(talk) + 100 * SR]
+    # every chunk sounds, so all went in and the ASR's i-th request is chunk i
+    assert hiss and sum(e[1] for e in asr.events if e[0] == "group") == len(chunks)
+    texts = {i: text for kind, i, *rest in asr.events if kind == "text" for text in rest}
+    assert any(texts[c.index].strip() for c in hiss)  # the ASR made text of the noise...
+    for c in hiss:  # ...and none of it is in the transcript
+        a, b = c.start / SR, c.end / SR
+        assert not [s for s in transcript.segments if a < (s.start + s.end) / 2 < b]
+    assert transcript.text.strip()

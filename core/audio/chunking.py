@@ -1,24 +1,22 @@
-"""Cut decoded audio into chunks for the ASR model, and tell which chunks hold speech at all, as the audio arrives.
+"""Cut decoded audio into chunks for the ASR model, as the audio arrives.
 
 Cuts go in silences found by a vectorised energy criterion (10 ms frame power in dB against the file's own loud
 and quiet levels): about a tenth of a second per audio hour, where silero VAD over a whole file costs seconds
-per hour even batched (bench/bench_audio.py has the numbers). Silero runs only where energy cannot tell:
+per hour even batched (bench/bench_audio.py has the numbers). Silero runs here only where energy cannot tell:
 inside stretches too long to hold a cut window without a silence (speech over a loud music bed), to find the
-pauses in the speech, and to decide whether a chunk that is not silent holds speech or only noise, tones or
-music. There all chunks go as one batch and each leaves it as soon as it is decided, so a speech chunk costs
-about a second of audio.
+pauses in the speech. Whether a chunk holds speech at all is `core.audio.speech_check`'s question.
 
 The chunker reads audio that is still being decoded (`ChunkPlanner`): a cut is made as soon as no later audio can
 change it, so the ASR starts on the first minutes of a file while the rest decodes. Every rule is local for that
 reason: the silence level is judged per BLOCK_S of audio (not over the whole file: a level found that way would
-move with every minute decoded), the VAD runs over one stretch or one block's chunks at a time, and a cut looks at
-most max_s ahead. `plan_chunks` is the same planner fed the whole audio at once, with the same result.
+move with every minute decoded), the VAD runs over one stretch at a time, and a cut looks at most max_s ahead.
+`plan_chunks` is the same planner fed the whole audio at once, with the same result.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.audio.vad import PAUSE_PROB, VAD_FRAME, any_speech, speech_probabilities
+from core.audio.vad import PAUSE_PROB, VAD_FRAME, speech_probabilities
 from core.types import SAMPLE_RATE, Chunk
 
 FRAME = SAMPLE_RATE // 100  # 10 ms analysis frames; every cut falls on a frame boundary
@@ -31,10 +29,8 @@ _SMOOTH_S = 0.05  # power is averaged over this before thresholding, so noise do
 _FULL_PAUSE_S = 0.5  # a silence this long counts as a sentence-level pause when choosing between silences
 _EARLY_FRACTION = 0.6  # a cut is looked for between 0.6 x target and max_s after the previous one
 BLOCK_S = 300.0  # the silence level is judged per block this long (the last one over the last BLOCK_S of audio)
-FLAG_GROUPS = (8, 32, 64)  # chunks whose speech flags the VAD finds in one batch: the first few, then more each time
 _BLOCK = round(BLOCK_S * 100)  # in frames
 _VAD_ROW_FRAMES = 3000  # long stretches go to the VAD as a batch of 30 s rows
-_ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (or hiss) without asking the VAD
 _EDGE = 12  # frames at the end of what has arrived whose smoothed levels may still change (20-frame window)
 
 
@@ -94,37 +90,35 @@ def plan_chunks(samples: np.ndarray, *, target_s: float, max_s: float, vad: bool
     Silences come from frame energy; where energy finds none for too long (speech over a loud music bed), silero
     VAD supplies the pauses in the speech instead (`vad=False`: energy alone).
     """
-    planner = ChunkPlanner(target_s=target_s, max_s=max_s, vad=vad, flags=False)
+    planner = ChunkPlanner(target_s=target_s, max_s=max_s, vad=vad)
     planner.feed(samples, len(samples), final=True)
     return planner.chunks
 
 
 class ChunkPlanner:
-    """`plan_chunks` and `speech_flags` over audio that arrives in time order (`core.audio.decode_pool.DecodeStream`).
+    """`plan_chunks` over audio that arrives in time order (`core.audio.decode_pool.DecodeStream`).
 
-    `feed(samples, available, final)` returns the chunks that the audio so far settles, each with whether it holds
-    speech (with `flags`; else True); the chunks of all calls together are what `plan_chunks` gives for the whole
-    audio, whatever the steps. A cut is settled once the audio reaches max_s past the cut before it plus a margin,
-    the silence level of its block is known, and no stretch of sound that may need the VAD reaches back to it; the
-    speech flags come FLAG_GROUP chunks at a time (the VAD's batches are then the same however the audio arrived).
+    `feed(samples, available, final)` returns the chunks that the audio so far settles; the chunks of all calls
+    together are what `plan_chunks` gives for the whole audio, whatever the steps. A cut is settled once the audio
+    reaches max_s past the cut before it plus a margin, the silence level of its block is known, and no stretch of
+    sound that may need the VAD reaches back to it.
     """
 
-    def __init__(self, *, target_s: float, max_s: float, vad: bool = True, flags: bool = True) -> None:
+    def __init__(self, *, target_s: float, max_s: float, vad: bool = True) -> None:
         if not 0 < target_s <= max_s:
             raise ValueError("need 0 < target_s <= max_s")
         self.target, self.most = int(target_s * SAMPLE_RATE), int(max_s * SAMPLE_RATE)
         self.min_tail = int(min(2.0, target_s / 4) * SAMPLE_RATE)
         self.longest = round((max_s - _EARLY_FRACTION * target_s) * 100)  # frames of sound the energy may not cut
-        self.vad, self.flags = vad, flags
+        self.vad = vad
         self.chunks: list[Chunk] = []  # settled, in order
         self._levels = np.zeros(0)
         self._thresholds: list[float] = []  # per settled block
         self._runs = np.zeros((0, 2), np.int64)  # closed silent runs, final
         self._pauses: dict[tuple[int, int], np.ndarray] = {}  # the VAD's pauses in each long stretch of sound
-        self._flagged = 0  # chunks handed out with their flags
-        self._groups = 0  # flag groups handed out
+        self._handed = 0  # chunks returned by feed so far
 
-    def feed(self, samples: np.ndarray, available: int, final: bool) -> list[tuple[Chunk, bool]]:
+    def feed(self, samples: np.ndarray, available: int, final: bool) -> list[Chunk]:
         self._read_levels(samples, available, final)
         nb = len(self._levels)
         known = self._settle_blocks(final)
@@ -144,7 +138,8 @@ class ChunkPlanner:
             pos = cut
         if final:
             self._last_chunk(available)
-        return self._flag(samples, final)
+        new, self._handed = self.chunks[self._handed:], len(self.chunks)
+        return new
 
     def _read_levels(self, samples: np.ndarray, available: int, final: bool) -> None:
         have = len(self._levels)
@@ -210,22 +205,6 @@ class ChunkPlanner:
                 and self.chunks[-1].end - self.chunks[-2].start <= self.most):
             last = self.chunks.pop()
             self.chunks[-1] = Chunk(last.index - 1, self.chunks[-1].start, last.end)
-
-    def _flag(self, samples: np.ndarray, final: bool) -> list[tuple[Chunk, bool]]:
-        """Speech flags, a group of chunks at a time (FLAG_GROUPS; all that are left when final). A small first
-        group starts the ASR early; larger ones later keep the VAD's batches large (each step of it costs about
-        the same for 8 rows as for 64)."""
-        out = []
-        while self._flagged < len(self.chunks):
-            size = FLAG_GROUPS[min(self._groups, len(FLAG_GROUPS) - 1)]
-            if not final and len(self.chunks) - self._flagged < size:
-                break
-            group = self.chunks[self._flagged:self._flagged + size]
-            flags = speech_flags(samples, group) if self.flags else [True] * len(group)
-            out += zip(group, flags)
-            self._flagged += len(group)
-            self._groups += 1
-        return out
 
 
 def _stretch_pauses(samples: np.ndarray, g0: int, g1: int) -> np.ndarray:
@@ -293,20 +272,3 @@ def _next_cut(pos: int, n: int, target: int, most: int, min_tail: int, runs: np.
     first = max(lo, early)
     window = np.round(quiet(first, hi + 1))
     return (first + int(np.flatnonzero(window == window.min())[-1])) * FRAME
-
-
-# ---- speech or not: silero VAD on the chunks energy cannot rule out -------------------------------------------
-
-def speech_flags(samples: np.ndarray, chunks: list[Chunk]) -> list[bool]:
-    """Whether each chunk holds speech at all; silent/noise/music-only chunks are skipped by the pipeline."""
-    flags = [False] * len(chunks)
-    todo = []
-    for i, c in enumerate(chunks):
-        levels = frame_levels(samples[c.start:c.end]) if c.end > c.start else np.zeros(0)
-        loud = np.flatnonzero(levels > _ACTIVE_DB)
-        if len(loud):  # hand the VAD only the stretch between the first and the last sound
-            todo.append((i, c.start + loud[0] * FRAME, c.start + (loud[-1] + 1) * FRAME))
-    if todo:
-        for i, heard in zip([t[0] for t in todo], any_speech(samples, [(a, b) for _, a, b in todo])):
-            flags[i] = heard
-    return flags

@@ -184,8 +184,23 @@ def test_stream_engine_bounds_what_the_model_holds_and_takes_turns():
     first = engine.submit([3] * 20)
     second = engine.submit([1, 2])
     assert first.wait() == [30] * 20 and second.wait() == [10, 20]
-    assert model.most <= 6
+    assert model.most <= 12  # the cap, and at most as much again for jobs below their share of it
     assert {1, 2} <= set(model.started[0] + model.started[1])  # the second job's items went in by the next refill
+    engine.close()
+
+
+def test_a_job_arriving_behind_a_full_stream_engine_goes_in_beside_what_it_holds():
+    model = Stepper()
+    engine = StreamEngine("stepper", model, max_in_flight=8, min_admit=4)
+    order = []
+    long = engine.submit([60] * 40, on_result=lambda i, r: order.append("long"))
+    deadline = time.monotonic() + 10
+    while engine.in_flight() < 8 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    short = engine.submit([2, 2, 2], on_result=lambda i, r: order.append("short"))
+    assert short.wait() == [20] * 3 and long.wait() == [600] * 40
+    assert order[:3] == ["short"] * 3  # not after the wave of long items that filled the engine
+    assert model.most <= 16
     engine.close()
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from core.errors import ModelError
@@ -285,7 +285,12 @@ class BatchEngine(Engine):
 class StreamEngine(Engine):
     """A model that is fed and stepped: `model.start(items) -> keys`, `model.step(block) -> [(key, result)]`
     (finished items; `block` False: only what is ready now), `model.abort(keys)`. Refills happen when at least
-    `min_admit` items fit (or everything queued does), so the model's per-call costs are shared."""
+    `min_admit` items fit (or everything queued does), so the model's per-call costs are shared.
+
+    A job holding less than its share of `max_in_flight` (the cap divided among the jobs with items here) is topped
+    up to its share even when the engine is full, up to twice the cap in all: items that go in together also finish
+    together, so a job arriving behind a full engine would otherwise wait for a whole wave of other jobs' items
+    (run 21: a 5-minute job behind 32 one-hour jobs, 27 s in the ASR)."""
 
     def __init__(self, name: str, model, *, max_in_flight: int, min_admit: int = 1) -> None:
         super().__init__(name)
@@ -299,6 +304,24 @@ class StreamEngine(Engine):
     def _holding(self) -> list[EngineJob]:
         return [job for job, _ in self._in_flight.values()]
 
+    def _top_up(self) -> list[tuple[EngineJob, int]]:
+        """Queued items of jobs below their share, beyond the cap (under self.cv)."""
+        held = Counter(id(job) for job, _ in self._in_flight.values())
+        jobs = len(held.keys() | {id(j) for j in self._ring})
+        share, left = max(1, self.max_in_flight // max(1, jobs)), 2 * self.max_in_flight - len(self._in_flight)
+        taken: list[tuple[EngineJob, int]] = []
+        for job in list(self._ring):
+            short = share - held[id(job)]
+            if short < min(self.min_admit, len(job.pending)):  # no one-item refills: min_admit at a time
+                continue
+            for _ in range(max(0, min(short, len(job.pending), left - len(taken)))):
+                taken.append((job, job.pending.popleft()))
+            if not job.pending:
+                self._forget(job)
+        if taken:
+            self.history.append(Admission(len(taken), len({id(j) for j, _ in taken})))
+        return taken
+
     def _serve(self) -> None:
         while True:
             with self.cv:
@@ -311,7 +334,7 @@ class StreamEngine(Engine):
                     del self._in_flight[k]
                 room = self.max_in_flight - len(self._in_flight)
                 queued = sum(len(j.pending) for j in self._ring)
-                taken = self._take(room) if queued and room >= min(self.min_admit, queued) else []
+                taken = self._take(room) if queued and room >= min(self.min_admit, queued) else self._top_up()
             try:
                 if dropped:
                     self.model.abort(dropped)

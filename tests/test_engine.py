@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from audio_helpers import make_podcast
-from core.models.engine import StreamEngine
+from core.models.engine import BatchEngine, StreamEngine
 from core.remote.schema import parse_progress
 from core.types import AsrRequest
-from engine_helpers import Held, Stepper, Stop, stop_after_first
+from engine_helpers import Held, Stepper, Stop, stop_after_first, wait_queued
 from model_helpers import tiny_aligner_dir, tiny_asr_dir  # noqa: F401 (fixtures)
 from runpod_worker.handler import Worker
 from worker_helpers import assert_transcript, media, pipeline, speech  # noqa: F401 (fixtures)
@@ -104,8 +104,9 @@ def test_concurrent_jobs_through_the_worker_share_batches(pipeline, files):
     batches = list(engine.history)[seen:]
     assert sum(b.size for b in batches) == sum(counts)
     mixed = [b for b in batches if b.jobs > 1]
-    # while all three had chunks queued, every batch took from each of them: one chunk per job per turn
-    assert batches[0].jobs == 3 and len(mixed) >= min(counts) * 3 // pipeline.config.asr_batch_size
+    # the batches mixed the jobs' chunks (the two short jobs went in whole, each beside the long one's)
+    assert len(batches) == -(-sum(counts) // pipeline.config.asr_batch_size)  # every batch full but the last
+    assert batches[0].jobs >= 2 and len(mixed) >= 2
     for out, k in zip(outs, ("a", "b", "long")):
         solo = alone(pipeline, files[k])
         assert out["segments"] == solo["segments"] and out["text"] == solo["text"]
@@ -201,6 +202,24 @@ def test_a_job_arriving_behind_a_full_stream_engine_goes_in_beside_what_it_holds
     assert short.wait() == [20] * 3 and long.wait() == [600] * 40
     assert order[:3] == ["short"] * 3  # not after the wave of long items that filled the engine
     assert model.most <= 16
+    engine.close()
+
+
+def test_a_job_whose_items_all_fit_the_next_batch_goes_in_whole():
+    batches = []
+
+    def run_batch(items):
+        batches.append(list(items))
+        return [x * 10 for x in items]
+
+    engine = BatchEngine("batcher", run_batch, batch_size=4)
+    with Held(lambda block: engine.run([0], on_result=block)):  # the model is busy: both jobs queue
+        long = engine.submit(list(range(1, 13)))
+        short = engine.submit([100, 200, 300])
+        wait_queued(engine, 15)
+    assert short.wait() == [1000, 2000, 3000] and long.wait() == [x * 10 for x in range(1, 13)]
+    assert sorted(batches[1]) == [1, 100, 200, 300]  # one turn of round robin would have taken 100 only
+    assert sorted(x for b in batches[2:] for x in b) == list(range(2, 13))
     engine.close()
 
 

@@ -2,7 +2,8 @@
 
 A thread owns the model. Jobs, from any thread, queue their items and wait; the thread admits queued items
 round-robin across jobs (one item per job per turn), so batches form across jobs and a short job that arrives behind
-long ones gets its share of the very next batch instead of waiting for their whole stage.
+long ones gets its share of the very next batch instead of waiting for their whole stage; a job whose items left all
+fit in the next batch goes in whole, so that it ends there.
 
 Two kinds of model:
 - a batch model (`BatchEngine`: the transformers ASR backend, the aligner) runs a list of items and returns their
@@ -190,8 +191,15 @@ class Engine:
     # --- for the loops, under self.cv unless said otherwise
 
     def _take(self, n: int) -> list[tuple[EngineJob, int]]:
-        """Up to n queued items, one per job per turn (the job after the last one served goes first)."""
+        """Up to n queued items: first all of those of each job whose every item left fits (a short job, or a long
+        one's last items: done in this call, not one item per call beside every other job's), then one per job per
+        turn (the job after the last one served goes first)."""
         taken: list[tuple[EngineJob, int]] = []
+        for job in list(self._ring):
+            if job.closed and len(job.items) - job.done <= n - len(taken):
+                taken += [(job, i) for i in job.pending]
+                job.pending.clear()
+                self._forget(job)
         while len(taken) < n and self._ring:
             job = self._ring.popleft()
             taken.append((job, job.pending.popleft()))

@@ -38,7 +38,8 @@ class Config:
     max_tokens_per_second: float = 12.0
     asr_batch_size: int = 8  # transformers backend; vLLM schedules what it holds itself
     # Chunks the vLLM engine holds at once, all jobs together (core.models.engine): bounds the prepared prompts in
-    # memory; more queue on the CPU side, one per job per turn. An hour is about 120 chunks.
+    # memory (at most twice this: a job below its share is topped up beyond it); more queue on the CPU side, one per
+    # job per turn. An hour is about 120 chunks.
     engine_max_chunks: int = 512
     align_batch_size: int = 0  # 0 = auto: 32 on a GPU with 40 GiB or more, else 8
     # Align finished chunks while the rest are still being transcribed. On since the pipeline streams: chunks now

@@ -2,7 +2,8 @@
 
 vLLM schedules what it holds itself (continuous batching, chunked prefill); the backend keeps it fed. One engine
 serves every job of the process (`core.models.engine.StreamEngine`): chunks of all jobs go in as they come, one per job
-per turn, up to ENGINE_MAX_CHUNKS held at once, and each comes back the moment it is finished. Prompts,
+per turn, up to ENGINE_MAX_CHUNKS held at once (twice that while jobs below their share are topped up), and each
+comes back the moment it is finished. Prompts,
 the generation cap and output parsing come from `core.asr.prompts`, the same code the transformers backend uses, so
 both backends see identical prompts and return identical dataclasses.
 

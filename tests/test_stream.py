@@ -7,6 +7,7 @@ the tiny random-weight models.
 from __future__ import annotations
 
 import glob
+import os
 import threading
 import time
 
@@ -236,3 +237,29 @@ def test_the_asr_hears_a_noise_chunk_but_its_text_is_dropped(pipeline):
         a, b = c.start / SR, c.end / SR
         assert not [s for s in transcript.segments if a < (s.start + s.end) / 2 < b]
     assert transcript.text.strip()
+
+
+def test_audio_that_changes_under_the_stream_starts_the_job_over_on_the_serial_decode(pipeline, tmp_path):
+    """The file is replaced by a shorter, different one once its first minute was handed to the ASR: the slices sent
+    after that read the new file and do not fit the plan, the serial decoder reads the new file too, its start
+    differs from what the ASR already has, and the job starts over on it (`SamplesChanged`)."""
+    path = make_podcast(tmp_path / "talk.mp3", 6, seed=21).path
+    other = make_podcast(tmp_path / "other.mp3", 2, seed=22).path
+    swapped = []
+
+    def progress(stage, done, total):
+        if stage == "decode" and done > 0 and not swapped:
+            swapped.append(done)
+            os.replace(other, path)
+
+    streamed = variant(pipeline, decode_workers=2)
+    try:
+        live = streamed.transcribe(str(path), {"word_timestamps": True}, progress=progress)
+        fresh = streamed.transcribe_audio(decode_audio(path), {"word_timestamps": True})
+    finally:
+        streamed.close()
+    assert swapped and swapped[0] < 6 * 60  # swapped while the first file was still being decoded
+    a, b = transcript_to_dict(live), transcript_to_dict(fresh)
+    for d in (a, b):
+        d.pop("timings", None)
+    assert a == b and a["duration"] < 3 * 60

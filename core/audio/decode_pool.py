@@ -8,8 +8,9 @@ workers (about a minute each), sent in time order, so the first minutes are deco
 the ASR on them at once (`core.pipeline`).
 
 Anything irregular makes the stream decode serially instead. If part of the audio had already been handed out and
-the serial result differs there (only AAC's noise bands can), `SamplesChanged` carries the serial audio so that the
-caller starts over on it; otherwise the stream goes on with the serial samples as if nothing happened.
+the serial result differs there (AAC's noise bands can, and so can a file replaced while it is read),
+`SamplesChanged` carries the serial audio so that the caller starts over on it; otherwise the stream goes on with
+the serial samples as if nothing happened.
 
 The workers are spawned, never forked, start without the parent's main module and end with their parent
 (`core.audio.worker_processes` says why).

@@ -178,7 +178,7 @@ class Pipeline:
                 if final and len(audio.samples) / SAMPLE_RATE > cfg.max_duration_s:
                     raise too_long(len(audio.samples) / SAMPLE_RATE, cfg.max_duration_s)
                 t = time.perf_counter()
-                new = check.add(audio.samples, planner.feed(audio.samples, available, final), final)
+                new = check.add(audio.samples, planner.feed(audio.samples, available, final), final, planner.levels)
                 chunk_s += time.perf_counter() - t
                 if final:
                     decoded = time.perf_counter() - t0 - chunk_s

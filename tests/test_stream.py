@@ -54,7 +54,7 @@ def feed_in_steps(samples: np.ndarray, seed: int) -> tuple[list[Chunk], list[Chu
         got = planner.feed(samples, available, final)
         early += 0 if final else len(got)
         chunks += got
-        sounding += check.add(samples, got, final)
+        sounding += check.add(samples, got, final, planner.levels)  # the planner's levels, as the pipeline does
     return chunks, sounding, check.flags(len(chunks)), early
 
 
@@ -66,7 +66,7 @@ def spans(chunks: list[Chunk]) -> list[tuple[int, int, int]]:
 def test_the_planner_and_speech_check_fed_in_steps_give_what_the_whole_audio_gives(long_audio, seed):
     at_once = ChunkPlanner(target_s=30, max_s=40).feed(long_audio, len(long_audio), True)
     check = SpeechCheck()
-    sounding_at_once = check.add(long_audio, at_once, True)
+    sounding_at_once = check.add(long_audio, at_once, True)  # levels of each chunk's own samples
     flags_at_once = check.flags(len(at_once))
     chunks, sounding, flags, early = feed_in_steps(long_audio, seed)
     assert spans(chunks) == spans(at_once) and spans(sounding) == spans(sounding_at_once)

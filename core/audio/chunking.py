@@ -112,7 +112,7 @@ class ChunkPlanner:
         self.longest = round((max_s - _EARLY_FRACTION * target_s) * 100)  # frames of sound the energy may not cut
         self.vad = vad
         self.chunks: list[Chunk] = []  # settled, in order
-        self._levels = np.zeros(0)
+        self.levels = np.zeros(0)  # every 10 ms frame's level read so far, in dB (frame_levels)
         self._thresholds: list[float] = []  # per settled block
         self._runs = np.zeros((0, 2), np.int64)  # closed silent runs, final
         self._pauses: dict[tuple[int, int], np.ndarray] = {}  # the VAD's pauses in each long stretch of sound
@@ -120,7 +120,7 @@ class ChunkPlanner:
 
     def feed(self, samples: np.ndarray, available: int, final: bool) -> list[Chunk]:
         self._read_levels(samples, available, final)
-        nb = len(self._levels)
+        nb = len(self.levels)
         known = self._settle_blocks(final)
         reliable = known if final else max(0, min(known, nb - _EDGE))
         runs, open_from = self._silences(samples, reliable, final)
@@ -142,15 +142,15 @@ class ChunkPlanner:
         return new
 
     def _read_levels(self, samples: np.ndarray, available: int, final: bool) -> None:
-        have = len(self._levels)
+        have = len(self.levels)
         upto = available if final else available // FRAME * FRAME
         if upto > have * FRAME:
-            self._levels = np.concatenate([self._levels, frame_levels(samples[have * FRAME:upto])])
+            self.levels = np.concatenate([self.levels, frame_levels(samples[have * FRAME:upto])])
 
     def _settle_blocks(self, final: bool) -> int:
         """Silence levels for the blocks the audio so far settles; returns the frames they cover. A block is
         settled once audio follows it; the last one, shorter or not, is judged over the last BLOCK_S of audio."""
-        nb = len(self._levels)
+        nb = len(self.levels)
         while True:
             a = len(self._thresholds) * _BLOCK
             if nb > a + _BLOCK:
@@ -159,7 +159,7 @@ class ChunkPlanner:
                 lo, hi = max(0, nb - _BLOCK), nb
             else:
                 break
-            self._thresholds.append(silence_threshold(self._levels[lo:hi]))
+            self._thresholds.append(silence_threshold(self.levels[lo:hi]))
         return nb if final else len(self._thresholds) * _BLOCK
 
     def _threshold(self, a: int, b: int) -> np.ndarray:
@@ -173,13 +173,13 @@ class ChunkPlanner:
         new = np.zeros((0, 2), np.int64)
         if reliable > w0:
             lo = max(0, w0 - 3)
-            smooth = smooth_levels(self._levels[lo:], round(_SMOOTH_S * 100))[w0 - lo:reliable - lo]
+            smooth = smooth_levels(self.levels[lo:], round(_SMOOTH_S * 100))[w0 - lo:reliable - lo]
             new = silent_runs(smooth, self._threshold(w0, reliable), round(MIN_SILENCE_S * 100)) + w0
         closed = new[new[:, 1] < reliable] if not final else new
         self._runs = np.concatenate([self._runs, closed])
         runs = np.concatenate([self._runs, new[len(closed):]])
         edges = np.concatenate(([0], runs.ravel(), [reliable])).reshape(-1, 2)  # stretches of sound between runs
-        open_from = len(self._levels) + 1 if final else int(edges[-1, 0])
+        open_from = len(self.levels) + 1 if final else int(edges[-1, 0])
         if not self.vad:
             return runs, open_from
         found = [runs]
@@ -193,8 +193,8 @@ class ChunkPlanner:
 
     def _quiet(self, a: int, b: int) -> np.ndarray:
         """Levels smoothed over 200 ms for frames a..b-1, as over the whole file."""
-        lo, hi = max(0, a - 10), min(len(self._levels), b + 10)
-        return smooth_levels(self._levels[lo:hi], 20)[a - lo:b - lo]
+        lo, hi = max(0, a - 10), min(len(self.levels), b + 10)
+        return smooth_levels(self.levels[lo:hi], 20)[a - lo:b - lo]
 
     def _last_chunk(self, n: int) -> None:
         """The rest of the audio, the last chunk; a sliver of a last chunk joins the one before when that fits."""

@@ -23,10 +23,9 @@ _ACTIVE_DB = -55.0  # a chunk whose every 10 ms frame is below this is silence (
 FLAG_GROUPS = (8, 32, 64)  # sounding chunks the VAD hears in one batch: the first few, then more each time
 
 
-def sounding_span(samples: np.ndarray, chunk: Chunk) -> tuple[int, int] | None:
+def sounding_span(chunk: Chunk, levels: np.ndarray) -> tuple[int, int] | None:
     """The samples from the chunk's first to its last frame above _ACTIVE_DB (all the VAD needs to hear), or None
-    when none is."""
-    levels = frame_levels(samples[chunk.start:chunk.end]) if chunk.end > chunk.start else np.zeros(0)
+    when none is; `levels` are the chunk's own frames (`frame_levels` of its samples)."""
     loud = np.flatnonzero(levels > _ACTIVE_DB)
     if not len(loud):
         return None
@@ -36,7 +35,7 @@ def sounding_span(samples: np.ndarray, chunk: Chunk) -> tuple[int, int] | None:
 def speech_flags(samples: np.ndarray, chunks: list[Chunk]) -> list[bool]:
     """Whether each chunk holds speech at all, all chunks in one VAD batch; silent, noise, tone and music chunks
     are False."""
-    spans = [sounding_span(samples, c) for c in chunks]
+    spans = [sounding_span(c, frame_levels(samples[c.start:c.end])) for c in chunks]
     todo = [(i, s) for i, s in enumerate(spans) if s is not None]
     flags = [False] * len(chunks)
     if todo:
@@ -68,8 +67,11 @@ class SpeechCheck:
         self._thread = threading.Thread(target=self._loop, name="speech-check", daemon=True)
         self._thread.start()
 
-    def add(self, samples: np.ndarray, chunks: list[Chunk], final: bool) -> list[Chunk]:
-        spans = [sounding_span(samples, c) for c in chunks]
+    def add(self, samples: np.ndarray, chunks: list[Chunk], final: bool, levels: np.ndarray | None = None
+            ) -> list[Chunk]:
+        """`levels`: the file's frame levels as far as the chunks (the planner's), else they are computed here."""
+        spans = [sounding_span(c, frame_levels(samples[c.start:c.end]) if levels is None
+                               else levels[c.start // FRAME:-(-c.end // FRAME)]) for c in chunks]
         with self._cv:
             self._samples = samples
             for c, span in zip(chunks, spans):

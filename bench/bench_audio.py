@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.audio import chunking, vad  # noqa: E402
 from core.audio.decode import decode_audio  # noqa: E402
-from core.audio.chunking import FRAME, cut_at, frame_levels, plan_chunks  # noqa: E402
-from core.audio.speech_check import speech_flags  # noqa: E402
+from core.audio.chunking import FRAME, ChunkPlanner, cut_at, frame_levels, plan_chunks  # noqa: E402
+from core.audio.speech_check import SpeechCheck, speech_flags  # noqa: E402
 from core.types import SAMPLE_RATE, Chunk  # noqa: E402
 
 FORMATS = {"mp3": (44100, 128_000), "m4a": (48000, 128_000), "ogg": (48000, 64_000)}
@@ -151,6 +151,22 @@ def silero_runs(probs: np.ndarray, n: int) -> np.ndarray:
     return chunking.silent_runs(np.where(nonspeech, -100.0, 0.0), -50.0, round(chunking.MIN_SILENCE_S * 100))
 
 
+def streamed_main_thread(x: np.ndarray, reuse_levels: bool) -> tuple[float, int]:
+    """Seconds the pipeline's main thread spends on audio arriving a minute at a time (cut, and say which chunks
+    sound; the speech check's VAD works on its own thread meanwhile, as in a job), and the chunks it sends on. The
+    sounding check reads the planner's frame levels (`reuse_levels`, the pipeline since run 23) or its own."""
+    planner, check, sent, step = ChunkPlanner(target_s=30, max_s=60), SpeechCheck(), 0, 60 * SAMPLE_RATE
+    try:
+        t0 = time.perf_counter()
+        for end in range(step, len(x) + step, step):
+            final = end >= len(x)
+            new = planner.feed(x, min(end, len(x)), final)
+            sent += len(check.add(x, new, final, planner.levels if reuse_levels else None))
+        return time.perf_counter() - t0, sent
+    finally:
+        check.close()
+
+
 def bench_chunking(x: np.ndarray, repeat: int) -> None:
     hours = len(x) / SAMPLE_RATE / 3600
     sys.path.insert(0, str(ROOT / "tests"))
@@ -166,6 +182,10 @@ def bench_chunking(x: np.ndarray, repeat: int) -> None:
     t, hard = best_of(lambda: plan_chunks(loud, target_s=30, max_s=60), repeat)
     print(f"{'plan_chunks, hybrid, music bed as loud as speech':48s} {t / hours:8.3f}   {len(hard)} chunks")
     del loud
+    for reuse in (False, True):
+        t, sent = min(streamed_main_thread(x, reuse) for _ in range(repeat))
+        name = f"streamed main thread, {'the planner' if reuse else 'own'} levels"
+        print(f"{name:48s} {t / hours:8.3f}   {sent} chunks sent (ChunkPlanner + SpeechCheck.add, 1-min steps)")
     t, flags = best_of(lambda: speech_flags(x, chunks), repeat)
     print(f"{'speech_flags (silero, early exit, 1 thread)':48s} {t / hours:8.3f}   {sum(flags)} of {len(flags)} speech")
     silent = np.zeros_like(x)

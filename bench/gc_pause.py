@@ -1,8 +1,9 @@
 """Garbage-collector pauses in a job's merge once the models' modules are loaded, with and without `gc.freeze()`.
 
-A full (generation 2) collection walks every tracked object of the process; once torch, transformers and the
-pipeline are imported that is hundreds of thousands (more with vLLM), and the pause stops every thread of every job.
-`core.pipeline.Pipeline` freezes what is loaded when it is built. Each mode runs in a fresh interpreter: the imports,
+A full (generation 2) collection walks every tracked object of the process; once torch, transformers (and vLLM where
+it is installed) and the pipeline are imported that is hundreds of thousands, and the pause stops every thread of
+every job. The pipeline does not freeze anything (no net gain showed on a 2-core VM, bench/RESULTS.md); this
+measures whether it should. Each mode runs in a fresh interpreter: the imports,
 then `build_transcript` over three synthetic hours (`bench.merge_bench.hour_job`), noting each generation-2 pause,
 plain, frozen, with a higher young-generation threshold, and both:
 
@@ -22,6 +23,11 @@ THRESHOLD = 20000  # Python's default is 700 (2,000 in 3.13+)
 def child(mode: str) -> None:
     import torch  # noqa: F401 - the heap a worker has before its first job
     import transformers  # noqa: F401
+
+    try:  # the GPU image's heap (vLLM's modules); CPU installs have none
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
 
     import core.align.aligner  # noqa: F401
     import core.asr.transformers_backend  # noqa: F401

@@ -6,7 +6,10 @@ is most of the chunker's CPU time (0.6-0.7 s of main-thread work an hour, the cr
 19). So the pipeline sends every sounding chunk to the ASR as soon as it is cut, `SpeechCheck` listens on a thread
 beside it, and the text of a chunk found to hold no speech is dropped once the ASR is done: the transcript is the one
 checking first gives. The cost is the ASR's time on the music and noise chunks whose text is never kept (an intro
-jingle or two in a podcast).
+jingle or two in a podcast): little where the model says little about music, but a chunk it loops on runs to the
+generation cap (MAX_TOKENS_PER_SECOND of its length, ~3x a spoken chunk's tokens) and can hold the job's ASR stage
+that long. Random weights cannot show which happens; aborting a chunk's generation once the check rules it out would
+bound it.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ vllm is imported only when the backend is built: CPU installs never import it.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -45,7 +46,7 @@ def compilation(config: Config) -> dict:
     """vLLM's compilation keywords: none when compiling (VLLM_COMPILE=1, vLLM's default) or eager, else NO_COMPILE."""
     if config.vllm_compile or config.vllm_enforce_eager:
         return {}
-    return {"compilation_config": {**NO_COMPILE, "cudagraph_capture_sizes": list(CAPTURE_SIZES)}}
+    return {"compilation_config": copy.deepcopy(NO_COMPILE)}  # vLLM sorts the sizes list in place
 
 
 class VllmAsr:

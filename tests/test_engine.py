@@ -2,7 +2,7 @@
 CPU, concurrent jobs fill the same batches (seen in the batches the engine records), a short job overtakes a long one,
 and a job cancelled while its chunks are in a batch leaves its batch mates' transcripts exactly as they are alone.
 The streaming engine (vLLM's side, which cannot run here; its GPU test is tests/test_vllm_backend.py) is driven by a
-small stepping model: its in-flight bound, turn order, aborts and errors.
+small stepping model: its in-flight bound, turn order, aborts and errors, and items withdrawn by their job.
 """
 from __future__ import annotations
 
@@ -238,4 +238,57 @@ def test_stream_engine_aborts_a_cancelled_jobs_items_and_fails_only_the_jobs_in_
     with pytest.raises(RuntimeError, match="boom"):
         engine.run(["boom"])
     assert engine.run([2, 1]) == [20, 10]  # the next job is served
+    engine.close()
+
+
+# -- items withdrawn (`unwanted`: the pipeline's chunks the speech check ruled out) ------------------------------
+
+def test_stream_engine_aborts_an_item_withdrawn_while_the_model_holds_it():
+    model = Stepper()
+    engine = StreamEngine("stepper", model, max_in_flight=4)
+    ruled_out = threading.Event()
+    deadline = time.monotonic() + 60
+
+    def in_time(stage, done, total):  # without the abort the long item would run for an hour: fail instead
+        assert time.monotonic() < deadline, "the withdrawn item was never aborted"
+
+    job = engine.submit([2, 10**6, 3], unwanted=lambda i: i == 1 and ruled_out.is_set())
+    while engine.in_flight() != 1 and time.monotonic() < deadline:  # the short ones are done, the long one held
+        time.sleep(0.001)
+    with model.lock:
+        key = next(k for k, n in model.items.items() if n == 10**6)
+    ruled_out.set()
+    assert job.wait(in_time) == [20, None, 30]
+    assert model.aborted == [key] and engine.in_flight() == 0
+    assert engine.run([1]) == [10]  # the engine serves the next job
+    engine.close()
+
+
+def test_stream_engine_never_starts_items_withdrawn_while_queued():
+    model = Stepper()
+    engine = StreamEngine("stepper", model, max_in_flight=1)  # one at a time: the rest queue
+    seen = len(engine.history)
+    assert engine.run([3, 4, 5, 6], unwanted=lambda i: i in (1, 3)) == [30, None, 50, None]
+    assert model.started == [[3], [5]] and not model.aborted
+    assert sum(a.size for a in list(engine.history)[seen:]) == 2
+    engine.close()
+
+
+def test_batch_engine_never_runs_items_withdrawn_while_queued():
+    batches = []
+
+    def run_batch(items):
+        batches.append(list(items))
+        return [x * 10 for x in items]
+
+    engine = BatchEngine("batcher", run_batch, batch_size=4)
+    ruled_out = threading.Event()
+    with Held(lambda block: engine.run([0], on_result=block)):  # the model is busy: the jobs queue
+        job = engine.submit([1, 2, 3, 4, 5, 6], unwanted=lambda i: i in (1, 4) and ruled_out.is_set())
+        gone = engine.submit([7, 8], unwanted=lambda i: ruled_out.is_set())
+        wait_queued(engine, 8)
+        ruled_out.set()  # ruled out while queued, before the batches are made
+    assert job.wait() == [10, None, 30, 40, None, 60] and gone.wait() == [None, None]
+    assert sorted(x for b in batches[1:] for x in b) == [1, 3, 4, 6]
+    assert all(batches)  # a turn whose items were all withdrawn runs no batch
     engine.close()

@@ -15,6 +15,8 @@ Two kinds of model:
 Cancelling a job (its waiting thread's progress raised, e.g. `JobCancelled`) drops its queued items at once and
 aborts those inside a streaming model; a batch in hand finishes (its batch mates need it) and the cancelled job's
 part of it is thrown away. A model error fails the jobs whose items were in that call, and only those.
+A job may also withdraw items (`unwanted`: chunks found to hold no speech): one still queued never reaches the model,
+one a streaming model holds is aborted; either way its result is None.
 
 What the engine did is public, for metrics, benchmarks and tests: `history` holds the latest admissions as
 `Admission(size, jobs)`, and `queued()` counts the items waiting.
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import ModelError
@@ -33,6 +37,7 @@ log = logging.getLogger("core")
 
 POLL_S = 0.25  # a waiting job reports progress at least this often, so a cancel is seen while it queues
 HISTORY = 4096  # admissions kept in `Engine.history`
+UNWANTED_POLL_S = 0.05  # held items asked if still wanted, not each step: ~1,000 calls into the caller's code
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,13 @@ class EngineJob:
     """One caller's items inside an engine; `wait` returns their results in the caller's order.
 
     A job may stay open while its items are still being made (`Engine.open`): `add` queues more, and `wait` returns
-    once the job is closed and every item is done. Items added are admitted at once, beside other jobs' items."""
+    once the job is closed and every item is done. Items added are admitted at once, beside other jobs' items.
 
-    def __init__(self, engine: Engine, on_result) -> None:
-        self.engine, self.on_result = engine, on_result
+    `unwanted(i)` true withdraws item i: done at once with None, without `on_result`. It is asked from the engine's
+    thread under the engine's lock: quick, and never calling into the engine."""
+
+    def __init__(self, engine: Engine, on_result, unwanted=None) -> None:
+        self.engine, self.on_result, self.unwanted = engine, on_result, unwanted
         self.items: list = []
         self.results: list = []
         self.pending: deque[int] = deque()
@@ -110,19 +118,21 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def run(self, items: list, progress: Progress = no_progress, stage: str = "model", on_result=None) -> list:
+    def run(self, items: list, progress: Progress = no_progress, stage: str = "model", on_result=None,
+            unwanted: Callable[[int], bool] | None = None) -> list:
         """Results for `items` in order; `on_result(i, result)` hears each as it is done (from the engine's
-        thread: keep it short, and never wait there for this engine)."""
+        thread: keep it short, and never wait there for this engine); `unwanted`: see `EngineJob`."""
         if not items:
             return []
-        return self.submit(items, on_result).wait(progress, stage)
+        return self.submit(items, on_result, unwanted).wait(progress, stage)
 
-    def run_groups(self, groups, progress: Progress = no_progress, stage: str = "model", on_result=None) -> list:
+    def run_groups(self, groups, progress: Progress = no_progress, stage: str = "model", on_result=None,
+                   unwanted: Callable[[int], bool] | None = None) -> list:
         """`run` over items that arrive in groups (an iterable, read in this thread; each group goes in as soon as
         it is read): results in the order of all groups' items put together. Progress is reported once every group
         is in (the total is known then); while they arrive, the iterable is where a cancel is seen (the pipeline's
         reports the decoding), and whatever it raises drops the job."""
-        job = self.open(on_result)
+        job = self.open(on_result, unwanted)
         try:
             for items in groups:
                 job.add(items)
@@ -132,15 +142,15 @@ class Engine:
             raise
         return job.wait(progress, stage)
 
-    def submit(self, items: list, on_result=None) -> EngineJob:
-        job = self.open(on_result)
+    def submit(self, items: list, on_result=None, unwanted: Callable[[int], bool] | None = None) -> EngineJob:
+        job = self.open(on_result, unwanted)
         job.add(items)
         job.close()
         return job
 
-    def open(self, on_result=None) -> EngineJob:
+    def open(self, on_result=None, unwanted: Callable[[int], bool] | None = None) -> EngineJob:
         """A job that takes items with `add` until `close`."""
-        job = EngineJob(self, on_result)
+        job = EngineJob(self, on_result, unwanted)
         with self.cv:
             if self._closed:
                 raise ModelError(f"the {self.name} is shut down")
@@ -197,23 +207,38 @@ class Engine:
         taken: list[tuple[EngineJob, int]] = []
         for job in list(self._ring):
             if job.closed and len(job.items) - job.done <= n - len(taken):
-                taken += [(job, i) for i in job.pending]
+                taken += [(job, i) for i in job.pending if not self._withdrawn(job, i)]
                 job.pending.clear()
                 self._forget(job)
         while len(taken) < n and self._ring:
             job = self._ring.popleft()
-            taken.append((job, job.pending.popleft()))
+            i = self._next(job)
+            if i is not None:
+                taken.append((job, i))
             if job.pending:
                 self._ring.append(job)
         if taken:
             self.history.append(Admission(len(taken), len({id(j) for j, _ in taken})))
         return taken
 
+    def _next(self, job: EngineJob) -> int | None:
+        """The job's next queued item still wanted (those before it are withdrawn), None when none is."""
+        while job.pending:
+            if not self._withdrawn(job, i := job.pending.popleft()):
+                return i
+        return None
+
+    def _withdrawn(self, job: EngineJob, i: int) -> bool:
+        """Whether item i is no longer wanted; if so it is done (its result stays None) and the caller drops it."""
+        if job.unwanted is None or job.over or not job.unwanted(i):
+            return False
+        job.done += 1
+        self.cv.notify_all()
+        return True
+
     def _forget(self, job: EngineJob) -> None:
-        try:
+        if job in self._ring:
             self._ring.remove(job)
-        except ValueError:
-            pass
 
     def _fail(self, jobs, error: BaseException) -> None:
         for job in jobs:
@@ -276,6 +301,8 @@ class BatchEngine(Engine):
                 if not self._ring:
                     return
                 taken = self._take(self.batch_size)
+                if not taken:  # every item it came to was withdrawn
+                    continue
                 self._in_hand = [j for j, _ in taken]
             try:
                 results = self.run_batch([job.items[i] for job, i in taken])
@@ -304,6 +331,7 @@ class StreamEngine(Engine):
         super().__init__(name)
         self.model, self.max_in_flight, self.min_admit = model, max(1, max_in_flight), max(1, min_admit)
         self._in_flight: dict = {}  # key -> (job, index)
+        self._polled = 0.0  # when the held items were last asked whether still wanted
 
     def in_flight(self) -> int:
         with self.cv:
@@ -323,7 +351,9 @@ class StreamEngine(Engine):
             if short < min(self.min_admit, len(job.pending)):  # no one-item refills: min_admit at a time
                 continue
             for _ in range(max(0, min(short, len(job.pending), left - len(taken)))):
-                taken.append((job, job.pending.popleft()))
+                i = self._next(job)
+                if i is not None:
+                    taken.append((job, i))
             if not job.pending:
                 self._forget(job)
         if taken:
@@ -338,6 +368,9 @@ class StreamEngine(Engine):
                 if not self._ring and not self._in_flight:
                     return
                 dropped = [k for k, (job, _) in self._in_flight.items() if job.over]
+                if time.monotonic() - self._polled >= UNWANTED_POLL_S:
+                    self._polled = time.monotonic()
+                    dropped += [k for k, (job, i) in self._in_flight.items() if self._withdrawn(job, i)]
                 for k in dropped:
                     del self._in_flight[k]
                 room = self.max_in_flight - len(self._in_flight)

@@ -61,7 +61,9 @@ class SpeechRateText:
                    on_result=None) -> list[ChunkText]:
         return self.transcribe_groups([requests], progress, on_result)
 
-    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None) -> list[ChunkText]:
+    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None,
+                          unwanted=None) -> list[ChunkText | None]:
+        """The filler text of each chunk the inner backend ran (None for one it withdrew as `unwanted`)."""
         texts: list[str] = []
 
         def with_texts():
@@ -74,8 +76,8 @@ class SpeechRateText:
         extra = {}
         if on_result is not None:  # pass each chunk on as the engine finishes it, with its filler text
             extra["on_result"] = lambda i, r: on_result(i, ChunkText(LANGUAGE, texts[i], r.truncated))
-        real = self.inner.transcribe_groups(with_texts(), progress, **extra)
-        return [ChunkText(LANGUAGE, t, r.truncated) for t, r in zip(texts, real)]
+        real = self.inner.transcribe_groups(with_texts(), progress, unwanted=unwanted, **extra)
+        return [None if r is None else ChunkText(LANGUAGE, t, r.truncated) for t, r in zip(texts, real)]
 
 
 @dataclass

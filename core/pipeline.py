@@ -153,11 +153,12 @@ class Pipeline:
         """The stages after decoding, over `audio`: (available, final) pairs as it decodes, then `audio.samples`.
 
         Chunks are cut as the audio arrives and each group of them goes into the ASR at once, while
-        `SpeechCheck` finds on its own thread which of them hold speech (the text of the others is dropped at the
-        end); with overlap, each chunk is aligned as soon as its text is back. Stage times: `decode` until the last
-        samples arrived (less the chunking done meanwhile), `chunk` all the chunking, `transcribe` the ASR after
-        that, `align` the alignment after that; `first_chunk` is when the first chunks went into the ASR,
-        `speech_busy` the speech check's own time beside them."""
+        `SpeechCheck` finds on its own thread which of them hold speech: a chunk ruled out is withdrawn from the ASR
+        (never started if still queued, aborted if a streaming model holds it; its result is None), and the text of
+        one that ran anyway is dropped at the end; with overlap, each chunk is aligned as soon as its text is back.
+        Stage times: `decode` until the last samples arrived (less the chunking done meanwhile), `chunk` all the
+        chunking, `transcribe` the ASR after that, `align` the alignment after that; `first_chunk` is when the first
+        chunks went into the ASR, `speech_busy` the speech check's own time beside them."""
         cfg = self.config
         target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
         planner = ChunkPlanner(target_s=target, max_s=max(target, cfg.chunk_max_s))
@@ -201,14 +202,15 @@ class Pipeline:
 
         try:
             results = self.asr.transcribe_groups(groups(), progress,
-                                                 on_result=align_now if stream is not None else None)
+                                                 on_result=align_now if stream is not None else None,
+                                                 unwanted=lambda i: check.heard(spoken[i].index) is False)
             samples, chunks = audio.samples, planner.chunks
             heard = check.flags(len(chunks))
             timer.timings["transcribe"] = round(time.perf_counter() - t0 - decoded - chunk_s, 4)
             timer.timings["speech_busy"] = round(check.busy_s, 4)
             texts: list[ChunkText | None] = [None] * len(chunks)
             for c, r in zip(spoken, results):
-                if heard[c.index]:  # the text of music or noise is dropped
+                if heard[c.index]:  # the text of music or noise is dropped (None where it was withdrawn)
                     texts[c.index] = r
             if any(t.truncated for t in texts if t is not None):
                 warnings.append("some chunks hit the generation limit or a repetition loop; their text was cut")

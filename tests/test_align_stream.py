@@ -46,13 +46,14 @@ class FirstChunkWaits:
     def describe(self) -> str:
         return self.inner.describe()
 
-    def transcribe_groups(self, groups, progress=no_progress, on_result=None):
+    def transcribe_groups(self, groups, progress=no_progress, on_result=None, unwanted=None):
         def hear(i, result):
             on_result(i, result)
             if self.overlapped is None:
                 self.overlapped = self.aligner_started.wait(10)
 
-        return self.inner.transcribe_groups(groups, progress, on_result=hear if on_result else None)
+        return self.inner.transcribe_groups(groups, progress, on_result=hear if on_result else None,
+                                            unwanted=unwanted)
 
 
 class NotesStart:

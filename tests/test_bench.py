@@ -119,7 +119,7 @@ def test_speech_rate_text_keeps_the_inner_backends_flags():
         def describe(self):
             return "inner"
 
-        def transcribe_groups(self, groups, progress=None, on_result=None):
+        def transcribe_groups(self, groups, progress=None, on_result=None, unwanted=None):
             requests = [r for group in groups for r in group]
             return [ChunkText("", "", truncated=i == 1) for i in range(len(requests))]
 

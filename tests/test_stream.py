@@ -171,17 +171,25 @@ def test_leaving_a_decode_stream_early_stops_it_and_leaves_no_scratch_file(six_m
 
 class Heard:
     """The real ASR backend, noting when each group of chunks is read and each chunk's text is back, in one
-    sequence with the job's progress reports."""
+    sequence with the job's progress reports. A group holding one of the requests `ruled_out` (indices over all
+    groups) is handed on only once the pipeline no longer wants them: the speech check ruled first, for certain."""
 
-    def __init__(self, inner) -> None:
-        self.inner, self.events = inner, []
+    def __init__(self, inner, ruled_out=()) -> None:
+        self.inner, self.events, self.ruled_out = inner, [], set(ruled_out)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def transcribe_groups(self, groups, progress, on_result=None):
+    def transcribe_groups(self, groups, progress, on_result=None, unwanted=None):
         def noted():
+            first = 0
             for group in groups:
+                wait = self.ruled_out & set(range(first, first + len(group)))
+                deadline = time.monotonic() + 60
+                while wait and not all(unwanted(i) for i in wait):
+                    assert time.monotonic() < deadline, "the speech check never ruled those chunks out"
+                    time.sleep(0.01)
+                first += len(group)
                 self.events.append(("group", len(group)))
                 yield group
 
@@ -190,7 +198,7 @@ class Heard:
             if on_result is not None:
                 on_result(i, result)
 
-        return self.inner.transcribe_groups(noted(), progress, heard)
+        return self.inner.transcribe_groups(noted(), progress, heard, unwanted)
 
     def progress(self, stage, done, total):
         self.events.append((stage, done, total))
@@ -217,26 +225,55 @@ def test_a_file_streamed_through_the_pipeline_gives_the_in_memory_transcript(pip
     assert 0 < live.timings["first_chunk"] < live.timings["total"]
 
 
-def test_the_asr_hears_a_noise_chunk_but_its_text_is_dropped(pipeline):
+@pytest.fixture(scope="module")
+def talk_noise_talk(pipeline):
+    """3 minutes of talk, 100 s of loud noise (only the VAD can tell), 2 minutes of talk; its chunks, and the
+    noise's."""
     talk = podcast_samples(3, seed=11).samples
-    x = np.concatenate([talk, noise(100, level_db=-20, seed=3), talk[:120 * SR]])  # loud: only the VAD can tell
-    asr = Heard(pipeline.asr)
-    tried = variant(pipeline, asr=asr)
+    x = np.concatenate([talk, noise(100, level_db=-20, seed=3), talk[:120 * SR]])
+    cfg = pipeline.config
+    chunks = plan_chunks(x, target_s=cfg.chunk_target_s, max_s=cfg.chunk_max_s)
+    hiss = [c for c in chunks if len(talk) <= c.start and c.end <= len(talk) + 100 * SR]
+    assert hiss
+    return x, chunks, hiss
+
+
+def transcribe_noting(pipeline, x, ruled_out=()):
+    """The transcript of `x` through `Heard`, and how many items the ASR engine took meanwhile."""
+    asr, engine = Heard(pipeline.asr, ruled_out), pipeline.asr.engine
+    tried, seen = variant(pipeline, asr=asr), len(engine.history)
     try:
         transcript = tried.transcribe_audio(x, {"word_timestamps": True})
     finally:
         tried.close()
-    cfg = pipeline.config
-    chunks = plan_chunks(x, target_s=cfg.chunk_target_s, max_s=cfg.chunk_max_s)
-    hiss = [c for c in chunks if len(talk) <= c.start and c.end <= len(talk) + 100 * SR]
-    # every chunk sounds, so all went in and the ASR's i-th request is chunk i
-    assert hiss and sum(e[1] for e in asr.events if e[0] == "group") == len(chunks)
-    texts = {i: text for kind, i, *rest in asr.events if kind == "text" for text in rest}
-    assert any(texts[c.index].strip() for c in hiss)  # the ASR made text of the noise...
-    for c in hiss:  # ...and none of it is in the transcript
+    return transcript, asr, sum(a.size for a in list(engine.history)[seen:])
+
+
+def assert_no_text_in(transcript, hiss) -> None:
+    for c in hiss:
         a, b = c.start / SR, c.end / SR
         assert not [s for s in transcript.segments if a < (s.start + s.end) / 2 < b]
     assert transcript.text.strip()
+
+
+def test_noise_chunks_ruled_out_before_they_are_admitted_never_reach_the_asr(pipeline, talk_noise_talk):
+    x, chunks, hiss = talk_noise_talk
+    transcript, asr, admitted = transcribe_noting(pipeline, x, ruled_out=[c.index for c in hiss])
+    # every chunk sounds, so all went in and the ASR's i-th request is chunk i
+    assert sum(e[1] for e in asr.events if e[0] == "group") == len(chunks)
+    texts = {e[1] for e in asr.events if e[0] == "text"}
+    assert texts == {c.index for c in chunks} - {c.index for c in hiss}  # withdrawn: the model never ran them
+    assert admitted == len(chunks) - len(hiss)
+    assert_no_text_in(transcript, hiss)
+
+
+def test_the_text_of_a_noise_chunk_is_dropped_whether_or_not_the_asr_ran_it(pipeline, talk_noise_talk):
+    x, chunks, hiss = talk_noise_talk
+    transcript, asr, _ = transcribe_noting(pipeline, x)
+    assert sum(e[1] for e in asr.events if e[0] == "group") == len(chunks)
+    texts = {i: text for kind, i, *rest in asr.events if kind == "text" for text in rest}
+    assert all(texts[c.index].strip() for c in hiss if c.index in texts)  # the rigged ASR writes text of noise
+    assert_no_text_in(transcript, hiss)
 
 
 def test_audio_that_changes_under_the_stream_starts_the_job_over_on_the_serial_decode(pipeline, tmp_path):

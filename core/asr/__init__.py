@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from core.config import Config
@@ -28,10 +28,12 @@ class AsrBackend(Protocol):
         `on_result(i, text)`, if given, as soon as chunk i's text exists (the pipeline starts aligning it)."""
 
     def transcribe_groups(self, groups: Iterable[list[AsrRequest]], progress: Progress = no_progress,
-                          on_result=None) -> list[ChunkText]:
+                          on_result=None, unwanted: Callable[[int], bool] | None = None) -> list[ChunkText | None]:
         """`transcribe` over requests that arrive in groups, read from `groups` in the caller's thread while the
         model already works on the earlier ones (the pipeline's chunks, cut while the file still decodes); `i`
-        counts all groups' requests put together."""
+        counts all groups' requests put together. Once `unwanted(i)` is true (asked from the engine's thread, under
+        its lock: quick), request i is not started if still queued and aborted where the model allows; its result
+        is None and `on_result` never hears it."""
 
 
 def _vllm_usable(config: Config) -> bool:

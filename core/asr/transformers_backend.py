@@ -42,8 +42,10 @@ class TransformersAsr:
         """One ChunkText per request; `on_result(i, text)` hears each chunk as its batch finishes."""
         return self.transcribe_groups([requests], progress, on_result) if requests else []
 
-    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None) -> list[ChunkText]:
-        """`transcribe` over requests that arrive in groups; each group goes in longest first (less padding)."""
+    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None,
+                          unwanted=None) -> list[ChunkText | None]:
+        """`transcribe` over requests that arrive in groups; each group goes in longest first (less padding). An
+        `unwanted` request still queued is never run (a batch already running finishes)."""
         where: list[int] = []  # the engine's item k is request where[k] of all groups put together
 
         def ranked_groups():
@@ -55,11 +57,12 @@ class TransformersAsr:
                 yield [group[i] for i in order]
 
         heard = None if on_result is None else (lambda k, result: on_result(where[k], result))
-        ranked = self.engine.run_groups(ranked_groups(), progress, "transcribe", heard)
+        skip = None if unwanted is None else (lambda k: unwanted(where[k]))
+        ranked = self.engine.run_groups(ranked_groups(), progress, "transcribe", heard, skip)
         results: list[ChunkText | None] = [None] * len(ranked)
         for k, result in enumerate(ranked):
             results[where[k]] = result
-        return results  # type: ignore[return-value]
+        return results
 
     def prompt_ids(self, request: AsrRequest, audio_tokens: int) -> list[int]:
         """The prompt's token ids with the audio placeholder expanded to `audio_tokens` tokens."""

@@ -127,9 +127,10 @@ class VllmAsr:
         """One ChunkText per request; `on_result(i, text)` hears each chunk the moment the engine finishes it."""
         return self.transcribe_groups([requests], progress, on_result) if requests else []
 
-    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None) -> list[ChunkText]:
+    def transcribe_groups(self, groups, progress: Progress = no_progress, on_result=None,
+                          unwanted=None) -> list[ChunkText | None]:
         """`transcribe` over requests that arrive in groups (the pipeline's streamed chunks): each group goes into
-        the engine as soon as it is read, beside what is already running."""
+        the engine as soon as it is read, beside what is already running; an `unwanted` one is aborted."""
         before, t0, finished = dict(self.feed.totals), time.perf_counter(), []
 
         def heard(i: int, result: ChunkText) -> None:
@@ -137,7 +138,7 @@ class VllmAsr:
             if on_result is not None:
                 on_result(i, result)
 
-        results = self.engine.run_groups(groups, progress, "transcribe", heard)
+        results = self.engine.run_groups(groups, progress, "transcribe", heard, unwanted)
         # exact for a job alone (the benchmark's passes); shared work is counted where it ran
         self.last_stats = {"requests": len(results), **{k: round(v - before[k], 3) for k, v in self.feed.totals.items()},
                            "first_done_s": round(min(finished, default=0.0), 3),

@@ -4,12 +4,13 @@ Energy rules out silence and hiss at once: a chunk whose every 10 ms frame is be
 Whether a chunk that sounds holds speech or only noise, tones or music is silero's call (`core.audio.vad`), and that
 is most of the chunker's CPU time (0.6-0.7 s of main-thread work an hour, the critical path of a streamed job, run
 19). So the pipeline sends every sounding chunk to the ASR as soon as it is cut, `SpeechCheck` listens on a thread
-beside it, and the text of a chunk found to hold no speech is dropped once the ASR is done: the transcript is the one
-checking first gives. The cost is the ASR's time on the music and noise chunks whose text is never kept (an intro
-jingle or two in a podcast): little where the model says little about music, but a chunk it loops on runs to the
-generation cap (MAX_TOKENS_PER_SECOND of its length, ~3x a spoken chunk's tokens) and can hold the job's ASR stage
-that long. Random weights cannot show which happens; aborting a chunk's generation once the check rules it out would
-bound it.
+beside it, and a chunk found to hold no speech is withdrawn from the ASR (`unwanted` in `core.models.engine`) and its
+text, if it was made anyway, dropped once the ASR is done: the transcript is the one checking first gives. The cost
+is the ASR's time on the music and noise chunks before the check rules them out (an intro jingle or two in a
+podcast), and it is bounded: one still queued never starts, and the generation of one a streaming model (vLLM) holds
+is aborted once the check rules it out, typically within a fraction of a second, so a chunk the model loops on no
+longer runs to the generation cap (MAX_TOKENS_PER_SECOND of its length, ~3x a spoken chunk's tokens). A batch model
+(transformers) finishes a batch it has started.
 """
 from __future__ import annotations
 

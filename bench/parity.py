@@ -63,7 +63,9 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def compare_aligners(aligner_dir: Path, audios) -> dict:
+def compare_aligners(aligner_dir: Path, audios, device: str = "cuda") -> dict:
+    """The aligner's word times against the toolkit's way on the same weights (float32), and bfloat16 against
+    float32."""
     import dataclasses
 
     import torch
@@ -71,6 +73,7 @@ def compare_aligners(aligner_dir: Path, audios) -> dict:
     from bench.original import ToolkitAligner
     from bench.pipeline_bench import filler_text
     from core.align.aligner import Aligner
+    from core.align.word_times import repair_marks
     from core.config import config_from_env
     from core.types import AlignRequest
 
@@ -80,23 +83,21 @@ def compare_aligners(aligner_dir: Path, audios) -> dict:
     texts = [filler_text(len(a) / 16000, rng) for a in audios]
     reqs = [AlignRequest(a, t, "English") for a, t in zip(audios, texts)]
     results = {}
-    fp32 = Aligner(config_from_env(aligner_model=str(aligner_dir), device="cuda", dtype="float32"))
+    fp32 = Aligner(config_from_env(aligner_model=str(aligner_dir), device=device, dtype="float32"))
     ours = fp32.align(reqs)
-    toolkit = ToolkitAligner(str(aligner_dir), device="cuda", dtype=torch.float32, model=fp32.model)
+    toolkit = ToolkitAligner(str(aligner_dir), device=device, dtype=torch.float32, model=fp32.model)
     theirs = toolkit.align([r.audio for r in reqs], texts)
     raw_equal = total = 0
     for words_a, words_b, audio in zip(ours, theirs, audios):
-        # compare raw classes: toolkit words carry unrepaired times; repair them the way core.align.aligner does
-        from core.align.aligner import repair_times
-
-        times_b = repair_times([t for w in words_b for t in (w.start, w.end)])
+        # toolkit words carry unrepaired times: repair them the way core.align.word_times does ours
+        times_b = repair_marks([t for w in words_b for t in (w.start, w.end)])
         times_b = [min(max(t, 0.0), len(audio) / 16000) for t in times_b]
         times_a = [t for w in words_a for t in (w.start, w.end)]
         total += len(times_a)
         raw_equal += sum(abs(x - round(y, 3)) < 1e-6 for x, y in zip(times_a, times_b))
     results["fp32_head_on_timestamps_vs_full_logits"] = {"timestamps": total, "equal": raw_equal}
     del toolkit
-    bf16 = Aligner(config_from_env(aligner_model=str(aligner_dir), device="cuda", dtype="bfloat16"))
+    bf16 = Aligner(config_from_env(aligner_model=str(aligner_dir), device=device, dtype="bfloat16"))
     ours_bf16 = bf16.align(reqs)
     same = sum(dataclasses.astuple(a) == dataclasses.astuple(b) for wa, wb in zip(ours, ours_bf16)
                for a, b in zip(wa, wb))

@@ -304,3 +304,14 @@ def test_vllm_compiles_only_when_asked():
 
     assert compilation(Config()) == {"compilation_config": NO_COMPILE}
     assert compilation(Config(vllm_compile=True)) == {} == compilation(Config(vllm_enforce_eager=True))
+
+
+def test_the_parity_check_of_the_aligner_runs_and_finds_both_ways_equal_in_float32(tmp_path):
+    """`bench.parity`'s aligner half on CPU with a tiny checkpoint: the GPU run depends on it running at all."""
+    from bench.checkpoints import build_aligner_checkpoint
+    from bench.parity import clips, compare_aligners
+
+    result = compare_aligners(build_aligner_checkpoint(tmp_path / "aligner"), clips()[:2], device="cpu")
+    same = result["fp32_head_on_timestamps_vs_full_logits"]
+    assert same["timestamps"] > 20 and same["equal"] == same["timestamps"]
+    assert result["bf16_vs_fp32_words_equal"]["words"] == same["timestamps"] // 2

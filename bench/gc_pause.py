@@ -2,9 +2,9 @@
 
 A full (generation 2) collection walks every tracked object of the process; once torch, transformers (and vLLM where
 it is installed) and the pipeline are imported that is hundreds of thousands, and the pause stops every thread of
-every job. The pipeline does not freeze anything (no net gain showed on a 2-core VM, bench/RESULTS.md); this
-measures whether it should. Each mode runs in a fresh interpreter: the imports,
-then `build_transcript` over three synthetic hours (`bench.merge_bench.hour_job`), noting each generation-2 pause,
+every job. Beside vLLM (run 24) the first merge held a 241 ms full collection and frozen ones none, so servers'
+`Pipeline.warm_up` freezes what loading made; this measures what that is worth. Each mode runs in a fresh
+interpreter: the imports, then `build_transcript` over three synthetic hours (`bench.merge_bench.hour_job`), noting each generation-2 pause,
 plain, frozen, with a higher young-generation threshold, and both:
 
     python3 -m bench.gc_pause

@@ -5,6 +5,7 @@ options and returns a `Transcript`. Front ends (CLI, web app, RunPod worker) are
 """
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -79,12 +80,18 @@ class Pipeline:
             return self._diarizer
 
     def warm_up(self) -> None:
-        """Start what would otherwise start in the first job (the decode worker processes); servers call this."""
+        """Start what would otherwise start in the first job (the decode worker processes); servers call this.
+
+        It also moves every object loading made (modules, model code: ~390k beside vLLM) out of the garbage
+        collector's reach: they live as long as the process, and otherwise the first full collection walks them all
+        inside a job (a 241 ms pause in a merge beside vLLM, none frozen: `bench.gc_pause`, bench/RESULTS.md)."""
         self.decoder.start()
+        gc.freeze()
 
     def close(self) -> None:
-        """Stop the decode workers (models are freed with the object)."""
+        """Stop the decode workers (models are freed with the object, which `warm_up`'s freeze would prevent)."""
         self.decoder.close()
+        gc.unfreeze()
 
     def describe(self) -> str:
         """One line for the UI: which models run where."""
@@ -158,7 +165,8 @@ class Pipeline:
         one that ran anyway is dropped at the end; with overlap, each chunk is aligned as soon as its text is back.
         Stage times: `decode` until the last samples arrived (less the chunking done meanwhile), `chunk` all the
         chunking, `transcribe` the ASR after that, `align` the alignment after that; `first_chunk` is when the first
-        chunks went into the ASR, `speech_busy` the speech check's own time beside them."""
+        chunks went into the ASR and `first_text` when the first text came back (the gap is queueing in a shared
+        engine), `speech_busy` the speech check's own time beside them."""
         cfg = self.config
         target = min(options.chunk_seconds or cfg.chunk_target_s, cfg.chunk_max_s)
         planner = ChunkPlanner(target_s=target, max_s=max(target, cfg.chunk_max_s))
@@ -196,13 +204,13 @@ class Pipeline:
                     requests.extend(group)
                     yield group
 
-        def align_now(i: int, result: ChunkText) -> None:  # not a chunk already found to hold no speech
-            if check.heard(spoken[i].index) is not False:
+        def text_back(i: int, result: ChunkText) -> None:  # aligned now, unless already found to hold no speech
+            timer.timings.setdefault("first_text", round(time.perf_counter() - t0, 4))
+            if stream is not None and check.heard(spoken[i].index) is not False:
                 stream.add(spoken[i], result, requests[i].audio)
 
         try:
-            results = self.asr.transcribe_groups(groups(), progress,
-                                                 on_result=align_now if stream is not None else None,
+            results = self.asr.transcribe_groups(groups(), progress, on_result=text_back,
                                                  unwanted=lambda i: check.heard(spoken[i].index) is False)
             samples, chunks = audio.samples, planner.chunks
             heard = check.flags(len(chunks))

@@ -154,3 +154,15 @@ def test_bytes_input_leaves_no_temp_file(tmp_path, pipeline, monkeypatch):
     with pytest.raises(DecodeError):
         pipeline.transcribe(b"\x00" * 1000, filename="upload.mp3")
     assert list(private.iterdir()) == []
+
+
+def test_warm_up_puts_what_loading_made_out_of_the_collectors_reach_until_close(tiny_config, tiny_asr):
+    import gc
+
+    pipeline = Pipeline(tiny_config, asr=tiny_asr, aligner=None)
+    try:
+        pipeline.warm_up()
+        assert gc.get_freeze_count() > 1000  # the modules and the tiny model's objects
+    finally:
+        pipeline.close()
+    assert gc.get_freeze_count() == 0  # a closed pipeline's models can be freed again

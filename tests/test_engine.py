@@ -205,6 +205,35 @@ def test_a_job_arriving_behind_a_full_stream_engine_goes_in_beside_what_it_holds
     engine.close()
 
 
+def test_a_short_job_takes_the_last_room_before_a_long_job_ahead_of_it_in_turn():
+    """Run 25: long jobs' tails were topped up first in turn order and used up the room beyond the cap, and a short
+    job's last chunks waited 24 s. Items here never finish on their own, so what went in stays visible."""
+    model, forever = Stepper(), 10 ** 6
+    engine = StreamEngine("stepper", model, max_in_flight=5, min_admit=1)
+
+    def held(n: int) -> None:
+        deadline = time.monotonic() + 30
+        while engine.in_flight() != n and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert engine.in_flight() == n
+
+    jobs = [engine.submit([forever] * 5)]
+    held(5)  # the cap
+    for expect in (7, 8, 9):  # each long job below its share is topped up beyond the cap
+        jobs.append(engine.open())
+        jobs[-1].add([forever] * 10)
+        held(expect)
+    with Held(lambda block: engine.run([1], on_result=block)):  # in and done: room for one more (twice the cap: 10)
+        jobs.append(engine.open())
+        jobs[-1].add([forever] * 10)  # a long job, ahead of the short one in turn
+        jobs.append(engine.submit([forever - 1]))  # the short job
+    held(10)
+    assert forever - 1 in model.started[-1]  # the short job got the last room, not the long job ahead of it
+    for job in jobs:
+        job.cancel()
+    engine.close()
+
+
 def test_a_job_whose_items_all_fit_the_next_batch_goes_in_whole():
     batches = []
 

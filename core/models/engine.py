@@ -9,8 +9,7 @@ Two kinds of model:
 - a batch model (`BatchEngine`: the transformers ASR backend, the aligner) runs a list of items and returns their
   results; the engine hands it up to `batch_size` items at a time;
 - a streaming model (`StreamEngine`: vLLM) takes items whenever there is room and hands back whichever finished at
-  each step; the engine keeps at most `max_in_flight` items in it (memory stays bounded however many jobs queue) and
-  refills it as they finish.
+  each step; the engine keeps at most `max_in_flight` items in it (bounded memory) and refills it as they finish.
 
 Cancelling a job (its waiting thread's progress raised, e.g. `JobCancelled`) drops its queued items at once and
 aborts those inside a streaming model; a batch in hand finishes (its batch mates need it) and the cancelled job's
@@ -324,8 +323,9 @@ class StreamEngine(Engine):
 
     A job holding less than its share of `max_in_flight` (the cap divided among the jobs with items here) is topped
     up to its share even when the engine is full, up to twice the cap in all: items that go in together also finish
-    together, so a job arriving behind a full engine would otherwise wait for a whole wave of other jobs' items
-    (run 21: a 5-minute job behind 32 one-hour jobs, 27 s in the ASR)."""
+    together, so a job arriving behind a full engine would otherwise wait for a whole wave of other jobs' items (run
+    21: a 5-minute job behind 32 one-hour jobs, 27 s in the ASR). Fewest items left first: else long jobs' tails ahead
+    in turn use up the room (run 25: the same job's last chunks waited 24 s)."""
 
     def __init__(self, name: str, model, *, max_in_flight: int, min_admit: int = 1) -> None:
         super().__init__(name)
@@ -346,7 +346,7 @@ class StreamEngine(Engine):
         jobs = len(held.keys() | {id(j) for j in self._ring})
         share, left = max(1, self.max_in_flight // max(1, jobs)), 2 * self.max_in_flight - len(self._in_flight)
         taken: list[tuple[EngineJob, int]] = []
-        for job in list(self._ring):
+        for job in sorted(self._ring, key=lambda j: len(j.pending) + held[id(j)]):
             short = share - held[id(job)]
             if short < min(self.min_admit, len(job.pending)):  # no one-item refills: min_admit at a time
                 continue
